@@ -1,0 +1,41 @@
+"""Load realistic fictional demo data; running it again adds nothing new."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from accounts.demo import DEMO_TOTP_SECRET, seed_staff
+from membership.demo import DEMO_PASSWORD, seed_organisations
+
+
+class Command(BaseCommand):
+    help = "Create demo organisations, their contacts and the membership team. Idempotent."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--orgs", type=int, default=60, help="how many organisations (default 60)")
+        parser.add_argument("--quiet-login", action="store_true", help="do not print the staff login")
+
+    def handle(self, *args, orgs: int, quiet_login: bool, **options) -> None:
+        (lead, codes) = seed_staff(DEMO_PASSWORD)
+        counts = seed_organisations(orgs)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data ready: {counts['organisations']} organisations, {counts['contacts']} contacts."
+            )
+        )
+        if quiet_login:
+            return
+        self.stdout.write(
+            "\n".join(
+                [
+                    "",
+                    f"Staff login for the back office at {settings.SITE_URL}/admin/",
+                    f"  e-mail:    {lead.email}",
+                    f"  password:  {DEMO_PASSWORD}",
+                    "  two-factor step: any unused recovery code below, or the code from an authenticator app",
+                    f"  set up with the secret {DEMO_TOTP_SECRET}",
+                    f"  recovery codes: {' '.join(codes)}",
+                    f"Member login (an organisation admin): {counts['sample_admin']}, password {DEMO_PASSWORD}",
+                    "",
+                ]
+            )
+        )

@@ -1,0 +1,40 @@
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.sitemaps.views import sitemap
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
+from django.views.static import serve
+from wagtail import urls as wagtail_urls
+from wagtail.admin import urls as wagtailadmin_urls
+from wagtail.contrib.sitemaps import Sitemap
+from wagtail.documents import urls as wagtaildocs_urls
+
+from accounts.views import admin_login_redirect
+from config.views import healthz
+
+admin.site.site_header = f"{settings.WAGTAIL_SITE_NAME}: system administration"
+# The Django admin's own login is replaced by allauth's, so it cannot bypass rate limits or MFA.
+admin.site.login = admin_login_redirect
+# The Django admin is for superusers only; everyone else on the staff works in the Wagtail admin.
+admin.site.has_permission = lambda request: request.user.is_active and request.user.is_superuser
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("django-admin/", admin.site.urls),
+    # Wagtail's login form likewise hands over to allauth.
+    path("admin/login/", admin_login_redirect, name="wagtailadmin_login"),
+    path("admin/", include(wagtailadmin_urls)),
+    path("documents/", include(wagtaildocs_urls)),
+    path("accounts/", include("allauth.urls")),
+    path("sitemap.xml", sitemap, {"sitemaps": {"pages": Sitemap}}),
+    path("favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}img/favicon.svg", permanent=True)),
+]
+
+if settings.SERVE_MEDIA:
+    urlpatterns += [
+        re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+    ]
+
+urlpatterns += [
+    path("", include(wagtail_urls)),
+]
