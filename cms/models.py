@@ -23,8 +23,12 @@ class HomePage(Page):
     content_panels = [
         *Page.content_panels,
         MultiFieldPanel(
-            [FieldPanel("hero_heading"), FieldPanel("hero_text"), FieldPanel("hero_cta_label"),
-             FieldPanel("hero_cta_url")],
+            [
+                FieldPanel("hero_heading"),
+                FieldPanel("hero_text"),
+                FieldPanel("hero_cta_label"),
+                FieldPanel("hero_cta_url"),
+            ],
             heading="Hero",
         ),
         FieldPanel("body"),

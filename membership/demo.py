@@ -58,15 +58,73 @@ SHOWCASE = [
 ]
 
 _PREFIXES = [
-    "Tyne", "Wear", "Tees", "Cheviot", "Kielder", "Bamburgh", "Quayside", "Ouseburn", "Angel", "Pennine",
-    "Northumbria", "Durham", "Coquet", "Derwent", "Tanfield", "Hadrian", "Farne", "Blyth", "Roker",
-    "Saltwell", "Jesmond", "Heaton", "Byker", "Seaham", "Whitley", "Tynemouth", "Alnwick", "Lumley",
-    "Penshaw", "Sage", "Baltic", "Grainger", "Collingwood", "Stephenson", "Armstrong", "Swan", "Bede",
+    "Tyne",
+    "Wear",
+    "Tees",
+    "Cheviot",
+    "Kielder",
+    "Bamburgh",
+    "Quayside",
+    "Ouseburn",
+    "Angel",
+    "Pennine",
+    "Northumbria",
+    "Durham",
+    "Coquet",
+    "Derwent",
+    "Tanfield",
+    "Hadrian",
+    "Farne",
+    "Blyth",
+    "Roker",
+    "Saltwell",
+    "Jesmond",
+    "Heaton",
+    "Byker",
+    "Seaham",
+    "Whitley",
+    "Tynemouth",
+    "Alnwick",
+    "Lumley",
+    "Penshaw",
+    "Sage",
+    "Baltic",
+    "Grainger",
+    "Collingwood",
+    "Stephenson",
+    "Armstrong",
+    "Swan",
+    "Bede",
 ]
 _CORES = [
-    "Analytics", "Robotics", "Software", "Data", "Cloud", "Cyber", "Digital", "Labs", "Systems", "Studio",
-    "Games", "Health", "Energy", "Fintech", "Networks", "AI", "Apps", "Devices", "Logic", "Code",
-    "Automation", "Insight", "Platforms", "Sensors", "Media", "Learning", "Security", "Connect",
+    "Analytics",
+    "Robotics",
+    "Software",
+    "Data",
+    "Cloud",
+    "Cyber",
+    "Digital",
+    "Labs",
+    "Systems",
+    "Studio",
+    "Games",
+    "Health",
+    "Energy",
+    "Fintech",
+    "Networks",
+    "AI",
+    "Apps",
+    "Devices",
+    "Logic",
+    "Code",
+    "Automation",
+    "Insight",
+    "Platforms",
+    "Sensors",
+    "Media",
+    "Learning",
+    "Security",
+    "Connect",
 ]
 _SUFFIXES = {
     OrganisationType.CORPORATE: ["Group", "plc", "Holdings"],
@@ -78,8 +136,12 @@ _SUFFIXES = {
     OrganisationType.CHARITY: ["Foundation", "Trust", "CIC"],
 }
 _TYPE_WEIGHTS = [
-    (OrganisationType.SME, 35), (OrganisationType.STARTUP, 20), (OrganisationType.CONSULTANCY, 15),
-    (OrganisationType.CORPORATE, 10), (OrganisationType.EDUCATION, 7), (OrganisationType.PUBLIC_SECTOR, 6),
+    (OrganisationType.SME, 35),
+    (OrganisationType.STARTUP, 20),
+    (OrganisationType.CONSULTANCY, 15),
+    (OrganisationType.CORPORATE, 10),
+    (OrganisationType.EDUCATION, 7),
+    (OrganisationType.PUBLIC_SECTOR, 6),
     (OrganisationType.CHARITY, 7),
 ]
 _SIZES_BY_TYPE = {
@@ -93,25 +155,95 @@ _SIZES_BY_TYPE = {
 }
 _CONTACTS_BY_SIZE = {SizeBand.MICRO: 2, SizeBand.SMALL: 3, SizeBand.MEDIUM: 4, SizeBand.LARGE: 5}
 FIRST_NAMES = [
-    "Olivia", "Jack", "Amelia", "Harry", "Isla", "George", "Ava", "Noah", "Mia", "Leo", "Grace", "Oscar",
-    "Sophie", "Callum", "Freya", "Liam", "Priya", "Arjun", "Aisha", "Omar", "Chloe", "Ryan", "Megan",
-    "Daniel", "Hannah", "Adam", "Zara", "Ethan", "Lucy", "Sam", "Niamh", "Connor", "Ellie", "Kieran",
+    "Olivia",
+    "Jack",
+    "Amelia",
+    "Harry",
+    "Isla",
+    "George",
+    "Ava",
+    "Noah",
+    "Mia",
+    "Leo",
+    "Grace",
+    "Oscar",
+    "Sophie",
+    "Callum",
+    "Freya",
+    "Liam",
+    "Priya",
+    "Arjun",
+    "Aisha",
+    "Omar",
+    "Chloe",
+    "Ryan",
+    "Megan",
+    "Daniel",
+    "Hannah",
+    "Adam",
+    "Zara",
+    "Ethan",
+    "Lucy",
+    "Sam",
+    "Niamh",
+    "Connor",
+    "Ellie",
+    "Kieran",
 ]
 LAST_NAMES = [
-    "Robson", "Charlton", "Armstrong", "Milburn", "Dodds", "Elliott", "Bell", "Hall", "Scott", "Wilson",
-    "Patel", "Khan", "Young", "Walker", "Taylor", "Brown", "Thompson", "Smith", "Kaur", "Nguyen",
-    "Stephenson", "Heslop", "Forster", "Ridley", "Marshall", "Turnbull", "Hedley", "Lambton", "Reed",
+    "Robson",
+    "Charlton",
+    "Armstrong",
+    "Milburn",
+    "Dodds",
+    "Elliott",
+    "Bell",
+    "Hall",
+    "Scott",
+    "Wilson",
+    "Patel",
+    "Khan",
+    "Young",
+    "Walker",
+    "Taylor",
+    "Brown",
+    "Thompson",
+    "Smith",
+    "Kaur",
+    "Nguyen",
+    "Stephenson",
+    "Heslop",
+    "Forster",
+    "Ridley",
+    "Marshall",
+    "Turnbull",
+    "Hedley",
+    "Lambton",
+    "Reed",
 ]
 _JOB_TITLES = {
-    OrganisationMember.Role.ADMIN: ["Managing Director", "Operations Director", "Head of Partnerships", "CEO"],
+    OrganisationMember.Role.ADMIN: [
+        "Managing Director",
+        "Operations Director",
+        "Head of Partnerships",
+        "CEO",
+    ],
     OrganisationMember.Role.MEMBER: [
-        "Software Engineer", "Data Scientist", "Marketing Manager", "Product Manager", "Office Manager",
-        "Head of Talent", "UX Designer", "DevOps Engineer", "Account Director", "Research Fellow",
+        "Software Engineer",
+        "Data Scientist",
+        "Marketing Manager",
+        "Product Manager",
+        "Office Manager",
+        "Head of Talent",
+        "UX Designer",
+        "DevOps Engineer",
+        "Account Director",
+        "Research Fellow",
     ],
 }
 # Demo contacts and staff share one password, hashed once: hashing per user would make
 # `--orgs 20000` take hours.
-DEMO_PASSWORD = "northeast-demo-2026"
+DEMO_PASSWORD = "northeast-demo-2026"  # noqa: S105 (demo data only)
 
 
 @dataclass
@@ -144,7 +276,9 @@ def _generate(count: int) -> list[OrganisationSpec]:
             org_type = rng.choices(types, weights)[0]
             size = rng.choice(_SIZES_BY_TYPE[org_type])
             name = " ".join(
-                part for part in (rng.choice(_PREFIXES), rng.choice(_CORES), rng.choice(_SUFFIXES[org_type])) if part
+                part
+                for part in (rng.choice(_PREFIXES), rng.choice(_CORES), rng.choice(_SUFFIXES[org_type]))
+                if part
             )
             description = f"{OrganisationType(org_type).label} working in {name.split()[1].lower()}."
         town = TOWNS[index % len(TOWNS)] if index < len(SHOWCASE) else rng.choice(TOWNS)
@@ -161,6 +295,11 @@ def _generate(count: int) -> list[OrganisationSpec]:
             )
         specs.append(spec)
     return specs
+
+
+def _postcode(index: int, spec: OrganisationSpec) -> str:
+    letters = "ABDEFGHJLNPQRSTUWXYZ"  # the letters UK postcodes use in the inward code
+    return f"{spec.town[2]} {1 + index % 9}{letters[index % 20]}{letters[(index // 20) % 20]}"
 
 
 def _company_number(index: int, spec: OrganisationSpec) -> str:
@@ -186,7 +325,7 @@ def seed_organisations(count: int) -> dict:
                 size_band=spec.size_band,
                 town=spec.town[0],
                 local_authority=spec.town[1],
-                postcode=f"{spec.town[2]} {1 + index % 9}{'ABDEFGHJLNPQRSTUWXYZ'[index % 20]}{'ABDEFGHJLNPQRSTUWXYZ'[(index // 20) % 20]}",
+                postcode=_postcode(index, spec),
                 website=f"https://www.{spec.domain}",
                 company_number=_company_number(index, spec),
                 description=spec.description,
@@ -228,14 +367,22 @@ def seed_organisations(count: int) -> dict:
     OrganisationMember.objects.bulk_create(
         [
             OrganisationMember(
-                organisation_id=org_ids[slug], user_id=user_ids[email], role=role, job_title=title, joined_at=now
+                organisation_id=org_ids[slug],
+                user_id=user_ids[email],
+                role=role,
+                job_title=title,
+                joined_at=now,
             )
             for email, _first, _last, slug, role, title in people
             if (org_ids[slug], user_ids[email]) not in existing_links
         ],
         batch_size=2000,
     )
-    return {"organisations": len(specs), "contacts": len(people), "sample_admin": people[0][0] if people else ""}
+    return {
+        "organisations": len(specs),
+        "contacts": len(people),
+        "sample_admin": people[0][0] if people else "",
+    }
 
 
 def _verify_addresses(pairs: list[tuple[int, str]]) -> None:

@@ -31,10 +31,11 @@ class Command(BaseCommand):
                     f"Staff login for the back office at {settings.SITE_URL}/admin/",
                     f"  e-mail:    {lead.email}",
                     f"  password:  {DEMO_PASSWORD}",
-                    "  two-factor step: any unused recovery code below, or the code from an authenticator app",
-                    f"  set up with the secret {DEMO_TOTP_SECRET}",
+                    "  two-factor step: an unused recovery code below, or the code of an authenticator app",
+                    f"                   set up with the secret {DEMO_TOTP_SECRET}",
                     f"  recovery codes: {' '.join(codes)}",
-                    f"Member login (an organisation admin): {counts['sample_admin']}, password {DEMO_PASSWORD}",
+                    f"Member login (an organisation admin): {counts['sample_admin']}",
+                    f"  password:  {DEMO_PASSWORD}",
                     "",
                 ]
             )
