@@ -13,3 +13,13 @@ if not os.environ.get("CELERY_BROKER_URL"):
     app.conf.broker_url = "memory://"
     app.conf.result_backend = None
 app.autodiscover_tasks()
+
+
+def queue_on_commit(task, *args) -> None:
+    """Queue ``task`` with ``args`` (ids, never model instances) once the current transaction commits.
+
+    A rolled-back transaction queues nothing, and the worker never reads rows that are not yet committed.
+    """
+    from django.db import transaction
+
+    transaction.on_commit(lambda: task.delay(*args))

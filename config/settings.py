@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -161,7 +162,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "Europe/London"
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE = {
+    "purge-unverified-accounts": {
+        "task": "accounts.tasks.purge_unverified_accounts",
+        "schedule": crontab(hour=3, minute=15),
+    },
+}
 
 # E-mail: printed to the console unless an SMTP host is given.
 EMAIL_HOST = env("EMAIL_HOST")

@@ -1,0 +1,92 @@
+"""Personas and shared fixtures.
+
+Services: set DATABASE_URL, REDIS_URL and CELERY_BROKER_URL to run on PostgreSQL and Redis (CI does).
+Under CI=true a test that needs a missing service or browser fails instead of skipping.
+"""
+
+import os
+
+import pytest
+from django.core.cache import cache
+
+from config.celery import app as celery_app
+from membership.models import OrganisationMember
+from tests import factories
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip on a laptop that lacks a service; under CI the same lack is a failure."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI must provide this: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _tasks_in_process(settings):
+    """Tasks run in-process unless a test asks for the real worker (``celery_worker``)."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def celery_worker(transactional_db):
+    """A real Celery worker, in a thread, consuming from the Redis broker in CELERY_BROKER_URL."""
+    from celery.contrib.testing.worker import start_worker
+
+    require(bool(os.environ.get("CELERY_BROKER_URL")), "a Celery broker (set CELERY_BROKER_URL)")
+    celery_app.conf.task_always_eager = False
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:
+        yield worker
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    # Rate-limit counters live in the cache; every test starts with none.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def member(db):
+    """An ordinary contact at an organisation: no admin rights, no back office."""
+    user = factories.make_user("member@tyne-analytics.example", first_name="Mia", last_name="Robson")
+    organisation = factories.make_organisation("Tyne Analytics")
+    factories.add_member(organisation, user)
+    return user
+
+
+@pytest.fixture
+def org_admin(db):
+    user = factories.make_user("admin@tyne-analytics.example", first_name="Noah", last_name="Patel")
+    organisation = factories.make_organisation("Tyne Analytics Admins")
+    factories.add_member(organisation, user, OrganisationMember.Role.ADMIN)
+    return user
+
+
+@pytest.fixture
+def outsider(db):
+    """Logged in, verified, but belongs to no organisation: must see nothing private."""
+    return factories.make_user("outsider@elsewhere.example")
+
+
+@pytest.fixture
+def staff_user(db):
+    """The engagement manager, with an authenticator app set up."""
+    return factories.make_staff("engagement@netech.example", first_name="Priya", last_name="Shah")
+
+
+@pytest.fixture
+def staff_without_mfa(db):
+    return factories.make_staff("newstarter@netech.example", mfa=False)
+
+
+@pytest.fixture
+def superuser(db):
+    return factories.make_staff("director@netech.example", superuser=True)

@@ -1,0 +1,60 @@
+import pytest
+from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from django.core.management import call_command
+
+from accounts.models import User
+from membership.models import Organisation, OrganisationMember, OrganisationType, SizeBand
+
+MODELS = (Organisation, User, OrganisationMember, EmailAddress, Authenticator)
+
+
+def _counts() -> dict[str, int]:
+    return {model.__name__: model.objects.count() for model in MODELS}
+
+
+@pytest.mark.django_db
+def test_running_it_twice_leaves_the_same_counts(capsys):
+    call_command("seed_demo", orgs=40)
+    first = _counts()
+    call_command("seed_demo", orgs=40)
+    assert _counts() == first
+    assert first["Organisation"] == 40
+
+
+@pytest.mark.django_db
+def test_it_covers_every_type_and_size_across_the_region(capsys):
+    call_command("seed_demo", orgs=60)
+    organisations = Organisation.objects.all()
+    assert {o.organisation_type for o in organisations} == set(OrganisationType.values)
+    assert {o.size_band for o in organisations} == set(SizeBand.values)
+    assert len({o.town for o in organisations}) >= 10
+    # Every organisation has an admin, and contacts at its own domain.
+    for organisation in organisations:
+        members = list(organisation.memberships.select_related("user"))
+        assert any(m.role == OrganisationMember.Role.ADMIN for m in members), organisation
+        assert all(m.user.email.endswith(f"@{organisation.slug}.example") for m in members)
+
+
+@pytest.mark.django_db
+def test_it_prints_a_staff_login_that_works(client, capsys):
+    call_command("seed_demo", orgs=5)
+    output = capsys.readouterr().out
+    email = output.split("e-mail:", 1)[1].split()[0]
+    password = output.split("password:", 1)[1].split()[0]
+    recovery_code = output.split("recovery codes:", 1)[1].split()[0]
+
+    response = client.post("/accounts/login/", {"login": email, "password": password})
+    assert response["Location"] == "/accounts/2fa/authenticate/"
+    response = client.post("/accounts/2fa/authenticate/", {"code": recovery_code})
+    assert response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_larger_run_extends_a_smaller_one(capsys):
+    call_command("seed_demo", orgs=10)
+    first_names = set(Organisation.objects.values_list("name", flat=True))
+    call_command("seed_demo", orgs=25)
+    assert first_names < set(Organisation.objects.values_list("name", flat=True))
+    assert Organisation.objects.count() == 25

@@ -1,0 +1,81 @@
+"""The settings module read under different environments, each in a fresh interpreter."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = """
+import json, django
+from django.conf import settings
+django.setup()
+from config.celery import app
+print(json.dumps({
+    "debug": settings.DEBUG,
+    "db": settings.DATABASES["default"]["ENGINE"],
+    "cache": settings.CACHES["default"]["BACKEND"],
+    "email": settings.EMAIL_BACKEND,
+    "eager": app.conf.task_always_eager,
+    "broker": app.conf.broker_url,
+    "demo_payments": settings.DEMO_PAYMENTS,
+    "ssl_redirect": settings.SECURE_SSL_REDIRECT,
+    "hsts": settings.SECURE_HSTS_SECONDS,
+    "secure_cookies": settings.SESSION_COOKIE_SECURE and settings.CSRF_COOKIE_SECURE,
+    "allowed_hosts": settings.ALLOWED_HOSTS,
+}))
+"""
+SERVICE_VARIABLES = (
+    "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "EMAIL_HOST", "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET", "SENTRY_DSN", "DEBUG", "SITE_URL", "ALLOWED_HOSTS",
+)  # fmt: skip
+
+
+def _settings_under(**variables: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    env.update(variables, DJANGO_SETTINGS_MODULE="config.settings")
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_it_runs_on_embedded_defaults_with_no_environment():
+    found = _settings_under()
+    assert found["debug"] is False
+    assert found["db"] == "django.db.backends.sqlite3"
+    assert found["cache"] == "django.core.cache.backends.locmem.LocMemCache"
+    assert found["email"] == "django.core.mail.backends.console.EmailBackend"
+    assert found["eager"] is True
+    assert found["demo_payments"] is True
+    # Plain http on the loopback: no redirect to https, which would lock a laptop out.
+    assert found["ssl_redirect"] is False
+    assert "127.0.0.1" in found["allowed_hosts"]
+
+
+def test_it_takes_every_production_service_from_the_environment():
+    found = _settings_under(
+        DATABASE_URL="postgres://app:secret@db.internal:5432/members",
+        REDIS_URL="redis://cache.internal:6379/0",
+        CELERY_BROKER_URL="redis://cache.internal:6379/1",
+        EMAIL_HOST="smtp.internal",
+        STRIPE_SECRET_KEY="sk_live_x",
+        STRIPE_WEBHOOK_SECRET="whsec_x",
+        SITE_URL="https://members.example.org",
+    )
+    assert found["db"] == "django.db.backends.postgresql"
+    assert found["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert found["email"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert found["eager"] is False
+    assert found["broker"] == "redis://cache.internal:6379/1"
+    assert found["demo_payments"] is False
+    assert found["ssl_redirect"] is True
+    assert found["hsts"] >= 31_536_000
+    assert found["secure_cookies"] is True
+    assert found["allowed_hosts"][0] == "members.example.org"
+
+
+def test_debug_is_on_only_when_set():
+    assert _settings_under(DEBUG="true")["debug"] is True
+    assert _settings_under(DEBUG="false")["debug"] is False
