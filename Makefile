@@ -6,7 +6,7 @@ MANAGE := $(BIN)/python manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run install install-dev browser test test-fast lint format check migrations-check deploy-check ci lock bench clean
+.PHONY: run install install-dev browser test test-fast lint format check migrations-check deploy-check ci lock clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -55,9 +55,6 @@ ci:  ## what CI runs, on PostgreSQL and Redis
 lock: $(BIN)/uv  ## re-resolve the pinned dependencies from pyproject.toml
 	$(BIN)/uv pip compile --quiet --no-header --python-version 3.11 pyproject.toml -o requirements.txt
 	$(BIN)/uv pip compile --quiet --no-header --python-version 3.11 --extra dev pyproject.toml -o requirements-dev.txt
-
-bench: install-dev  ## every benchmark in bench/, on generated data
-	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 import logging
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
@@ -27,9 +28,9 @@ def _check_cache() -> str:
 
 
 def _check_broker() -> str:
-    if celery_app.conf.task_always_eager:
+    if not settings.CELERY_BROKER_URL:
         return "in-process"
-    with celery_app.connection_for_write() as conn:
+    with celery_app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
     return "ok"
 

@@ -4,7 +4,6 @@ import pytest
 from django.db import OperationalError
 
 from config import views
-from config.celery import app as celery_app
 
 
 @pytest.mark.django_db
@@ -22,15 +21,10 @@ def test_it_reports_every_service(client):
 
 
 @pytest.mark.django_db
-def test_a_stopped_broker_is_a_503_naming_it(client):
+def test_a_stopped_broker_is_a_503_naming_it(client, settings):
     # A broker address where nothing listens is what a stopped Redis looks like to the web tier.
-    previous = celery_app.conf.broker_url
-    celery_app.conf.task_always_eager = False
-    celery_app.conf.broker_url = "redis://127.0.0.1:1/0"
-    try:
-        response = client.get("/healthz")
-    finally:
-        celery_app.conf.broker_url = previous
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/healthz")
     assert response.status_code == 503
     body = json.loads(response.content)
     assert body["status"] == "down"

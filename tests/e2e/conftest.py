@@ -8,9 +8,9 @@ import os
 
 os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
-import pytest  # noqa: E402
+import pytest
 
-from tests.conftest import require  # noqa: E402
+from tests.conftest import require
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
