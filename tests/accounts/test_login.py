@@ -90,7 +90,13 @@ def test_a_staff_user_without_mfa_cannot_reach_the_back_office(client, staff_wit
 
 def test_a_member_reaches_no_part_of_the_back_office(client, member):
     client.force_login(member)
-    for path in ("/admin/", "/admin/pages/", "/admin/users/", "/django-admin/", "/django-admin/accounts/user/"):
+    for path in (
+        "/admin/",
+        "/admin/pages/",
+        "/admin/users/",
+        "/django-admin/",
+        "/django-admin/accounts/user/",
+    ):
         response = client.get(path, follow=True)
         assert response.status_code == 403, path
         assert len(response.redirect_chain) <= 1, path  # refused, never sent round in a loop
