@@ -6,6 +6,7 @@ production service is switched on by its own variable; see the README's operatin
 """
 
 import os
+import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -264,6 +265,9 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not envbool("STATIC_MANIFEST", False)
+if WHITENOISE_USE_FINDERS:
+    # Files are served from each app's static folder, so an empty STATIC_ROOT is expected, not a fault.
+    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
