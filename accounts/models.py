@@ -1,5 +1,6 @@
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -59,3 +60,29 @@ class User(AbstractUser):
     def save(self, *args, **kwargs) -> None:
         self.email = self.email.strip().lower()
         super().save(*args, **kwargs)
+
+
+class ConsentRecord(models.Model):
+    """One decision by a person about one marketing channel. Rows are only added, never changed.
+
+    A person's current choice for a channel is their newest record for it; with no record, the answer is
+    no: consent is off by default.
+    """
+
+    class Channel(models.TextChoices):
+        NEWSLETTER = "newsletter", "The monthly newsletter"
+        EVENTS = "events", "Invitations to events"
+        OFFERS = "offers", "Offers from partners and members"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="consent_records")
+    channel = models.CharField(max_length=20, choices=Channel.choices)
+    granted = models.BooleanField()
+    source = models.CharField(max_length=100, help_text="Where the choice was made, e.g. 'my account'.")
+    recorded_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        indexes = [models.Index(fields=["user", "channel", "-recorded_at"], name="accounts_consent_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.channel} {'granted' if self.granted else 'withdrawn'}"

@@ -1,0 +1,62 @@
+"""Membership e-mails, sent in the background once the change that causes them has committed."""
+
+from celery import shared_task
+from django.conf import settings
+from django.urls import reverse
+
+from config.emails import send_email
+from membership.models import Invitation, JoinRequest, OrganisationMember
+from membership.services import invitation_key
+
+
+@shared_task(acks_late=True)
+def send_invitation_email(invitation_id: int) -> None:
+    invitation = (
+        Invitation.objects.select_related("organisation", "invited_by").filter(pk=invitation_id).first()
+    )
+    if invitation is None or invitation.status != "pending":
+        return  # revoked or accepted before the e-mail went: nothing to send
+    link = settings.SITE_URL + reverse("membership:invitation", args=[invitation_key(invitation)])
+    send_email(
+        "membership/emails/invitation",
+        [invitation.email],
+        {"invitation": invitation, "link": link, "organisation": invitation.organisation},
+    )
+
+
+@shared_task(acks_late=True)
+def send_join_request_email(join_request_id: int) -> None:
+    join_request = (
+        JoinRequest.objects.select_related("organisation", "user").filter(pk=join_request_id).first()
+    )
+    if join_request is None or join_request.status != JoinRequest.Status.PENDING:
+        return
+    admins = OrganisationMember.objects.admins().filter(organisation=join_request.organisation)
+    recipients = list(admins.values_list("user__email", flat=True))
+    if not recipients:
+        return
+    link = settings.SITE_URL + reverse("membership:colleagues", args=[join_request.organisation.slug])
+    send_email(
+        "membership/emails/join-request",
+        recipients,
+        {"join_request": join_request, "organisation": join_request.organisation, "link": link},
+    )
+
+
+@shared_task(acks_late=True)
+def send_join_decision_email(join_request_id: int) -> None:
+    join_request = (
+        JoinRequest.objects.select_related("organisation", "user").filter(pk=join_request_id).first()
+    )
+    if join_request is None or join_request.status == JoinRequest.Status.PENDING:
+        return
+    send_email(
+        "membership/emails/join-decision",
+        [join_request.email],
+        {
+            "join_request": join_request,
+            "organisation": join_request.organisation,
+            "approved": join_request.status == JoinRequest.Status.APPROVED,
+            "link": settings.SITE_URL + reverse("membership:portal"),
+        },
+    )
