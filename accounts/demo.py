@@ -25,9 +25,7 @@ TEAM_GROUP = "Membership team"
 def seed_staff(password: str) -> tuple[User, list[str]]:
     """Create the membership team with two-factor authentication set up; return the lead and their codes."""
     team, _ = Group.objects.get_or_create(name=TEAM_GROUP)
-    team.permissions.add(
-        Permission.objects.get(content_type__app_label="wagtailadmin", codename="access_admin")
-    )
+    team.permissions.add(Permission.objects.get(content_type__app_label="wagtailadmin", codename="access_admin"))
     lead = None
     for email, first, last, superuser in STAFF:
         user, created = User.objects.get_or_create(
@@ -38,9 +36,7 @@ def seed_staff(password: str) -> tuple[User, list[str]]:
             user.set_password(password)
             user.save(update_fields=["password"])
         user.groups.add(team)
-        EmailAddress.objects.get_or_create(
-            user=user, email=email, defaults={"verified": True, "primary": True}
-        )
+        EmailAddress.objects.get_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
         if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
             TOTP.activate(user, DEMO_TOTP_SECRET)
         codes = RecoveryCodes.activate(user).get_unused_codes()

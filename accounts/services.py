@@ -3,7 +3,8 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import User
+from accounts import personal_data
+from accounts.models import ConsentRecord, User
 
 
 @transaction.atomic
@@ -22,3 +23,92 @@ def purge_unverified_accounts(older_than_days: int = 14) -> int:
     ).exclude(emailaddress__verified=True)
     _, deleted = User.objects.filter(pk__in=list(stale.values_list("pk", flat=True))).delete()
     return deleted.get("accounts.User", 0)
+
+
+def current_consents(user: User) -> dict[str, bool]:
+    """Each channel's current choice: the newest record, or no (consent is off by default)."""
+    choices = {channel: False for channel in ConsentRecord.Channel.values}
+    seen = set()
+    for channel, granted in user.consent_records.order_by("-recorded_at", "-id").values_list("channel", "granted"):
+        if channel not in seen:
+            choices[channel] = granted
+            seen.add(channel)
+    return choices
+
+
+@transaction.atomic
+def record_consents(user: User, choices: dict[str, bool], source: str) -> list[ConsentRecord]:
+    """Record each channel whose choice changed, with the time and where it was made."""
+    current = current_consents(user)
+    return [
+        ConsentRecord.objects.create(user=user, channel=channel, granted=granted, source=source)
+        for channel, granted in choices.items()
+        if channel in current and current[channel] != granted
+    ]
+
+
+def export_personal_data(user: User) -> dict:
+    """Everything the platform holds about ``user``, as JSON-ready data."""
+    from allauth.account.models import EmailAddress
+    from allauth.mfa.models import Authenticator
+
+    data = {
+        "exported_at": timezone.now().isoformat(),
+        "account": {
+            "email": user.email,
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "date_joined": user.date_joined.isoformat(),
+            "last_login": user.last_login.isoformat() if user.last_login else None,
+            "email_addresses": [
+                {"email": e.email, "verified": e.verified, "primary": e.primary}
+                for e in EmailAddress.objects.filter(user=user)
+            ],
+            "two_factor_methods": sorted(Authenticator.objects.filter(user=user).values_list("type", flat=True)),
+        },
+        "marketing_consent": [
+            {"channel": r.channel, "granted": r.granted, "source": r.source, "recorded_at": r.recorded_at.isoformat()}
+            for r in user.consent_records.order_by("recorded_at", "id")
+        ],
+    }
+    for section in personal_data.sections():
+        data[section.name] = section.export(user)
+    return data
+
+
+def account_deletion_blockers(user: User) -> list[str]:
+    return [reason for section in personal_data.sections() if section.check and (reason := section.check(user))]
+
+
+class AccountDeletionRefused(Exception):
+    pass
+
+
+@transaction.atomic
+def delete_account(user: User) -> None:
+    """Erase a person's personal data and close their log-in; records others rely on are kept, anonymised.
+
+    Their memberships end (audited), their addresses, second factors and consent records go, and the user
+    row stays only as an anonymous placeholder so invoices, audit entries and activity keep their shape.
+    """
+    from allauth.account.models import EmailAddress
+    from allauth.mfa.models import Authenticator
+
+    user = User.objects.select_for_update().get(pk=user.pk)
+    blockers = account_deletion_blockers(user)
+    if blockers:
+        raise AccountDeletionRefused(" ".join(blockers))
+    for section in personal_data.sections():
+        if section.erase:
+            section.erase(user)
+    EmailAddress.objects.filter(user=user).delete()
+    Authenticator.objects.filter(user=user).delete()
+    user.consent_records.all().delete()
+    user.email = f"erased-{user.pk}@erased.invalid"
+    user.first_name = ""
+    user.last_name = ""
+    user.is_active = False
+    # A new (unusable) password changes the session hash, and an inactive user is never loaded: every
+    # session the person still has open, on any device, ends with this.
+    user.set_unusable_password()
+    user.save()

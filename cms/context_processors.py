@@ -30,5 +30,6 @@ def site_shell(request: HttpRequest) -> dict:
         "site_name": settings.WAGTAIL_SITE_NAME,
         "navigation": navigation,
         "portal_url": _resolve("membership:portal"),
+        "account_url": _resolve("accounts:account"),
         "demo_payments": settings.DEMO_PAYMENTS,
     }

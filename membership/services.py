@@ -158,9 +158,7 @@ def _require_admin(organisation: Organisation, actor: User) -> None:
         raise MembershipError("Only an admin of this organisation can do that.")
 
 
-def _check_seat_available(
-    organisation: Organisation, *, excluding_invitation: Invitation | None = None
-) -> None:
+def _check_seat_available(organisation: Organisation, *, excluding_invitation: Invitation | None = None) -> None:
     limit = seat_limit(organisation)
     if limit is None:
         return
@@ -203,18 +201,12 @@ def find_invitation(key: str) -> Invitation:
 
 
 @transaction.atomic
-def invite_colleague(
-    organisation: Organisation, actor: User, email: str, role: str = Role.MEMBER
-) -> Invitation:
+def invite_colleague(organisation: Organisation, actor: User, email: str, role: str = Role.MEMBER) -> Invitation:
     """Invite ``email`` to join; an open invitation to the same address is sent again instead."""
     organisation = _lock(organisation)
     _require_admin(organisation, actor)
     email = email.strip().lower()
-    if (
-        OrganisationMember.objects.active()
-        .filter(organisation=organisation, user__email__iexact=email)
-        .exists()
-    ):
+    if OrganisationMember.objects.active().filter(organisation=organisation, user__email__iexact=email).exists():
         raise MembershipError(f"{email} already belongs to {organisation}.")
     existing = organisation.invitations.filter(
         email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
@@ -285,17 +277,11 @@ def accept_invitation(invitation: Invitation, user: User) -> OrganisationMember:
     if invitation.accepted_at:
         raise MembershipError("This invitation has already been used.")
     if invitation.revoked_at:
-        raise MembershipError(
-            "This invitation has been withdrawn. Ask an admin of the organisation for a new one."
-        )
+        raise MembershipError("This invitation has been withdrawn. Ask an admin of the organisation for a new one.")
     if invitation.expires_at <= timezone.now():
-        raise MembershipError(
-            "This invitation has expired. Ask an admin of the organisation to send it again."
-        )
+        raise MembershipError("This invitation has expired. Ask an admin of the organisation to send it again.")
     if not EmailAddress.objects.filter(user=user, email__iexact=invitation.email, verified=True).exists():
-        raise MembershipError(
-            f"This invitation was sent to {invitation.email}. Log in with that address to accept it."
-        )
+        raise MembershipError(f"This invitation was sent to {invitation.email}. Log in with that address to accept it.")
     if membership_of(organisation, user):
         raise MembershipError(f"You already belong to {organisation}.")
     _check_seat_available(organisation, excluding_invitation=invitation)
@@ -355,13 +341,9 @@ def request_to_join(organisation: Organisation, user: User, message: str = "") -
         )
     if membership_of(organisation, user):
         raise MembershipError(f"You already belong to {organisation}.")
-    if JoinRequest.objects.filter(
-        organisation=organisation, user=user, status=JoinRequest.Status.PENDING
-    ).exists():
+    if JoinRequest.objects.filter(organisation=organisation, user=user, status=JoinRequest.Status.PENDING).exists():
         raise MembershipError(f"You have already asked to join {organisation}; its admins will decide.")
-    join_request = JoinRequest.objects.create(
-        organisation=organisation, user=user, email=matching[0], message=message
-    )
+    join_request = JoinRequest.objects.create(organisation=organisation, user=user, email=matching[0], message=message)
     record_audit(
         "membership.join_request.created",
         f"{user} asked to join {organisation}",
@@ -495,9 +477,7 @@ def add_note(organisation: Organisation, author: User, *, kind: str, date, body:
 
 
 @transaction.atomic
-def add_follow_up(
-    organisation: Organisation, creator: User, *, title: str, due_date, assignee: User
-) -> FollowUp:
+def add_follow_up(organisation: Organisation, creator: User, *, title: str, due_date, assignee: User) -> FollowUp:
     return FollowUp.objects.create(
         organisation=organisation, created_by=creator, title=title, due_date=due_date, assignee=assignee
     )

@@ -11,9 +11,7 @@ from membership.services import invitation_key
 
 @shared_task(acks_late=True)
 def send_invitation_email(invitation_id: int) -> None:
-    invitation = (
-        Invitation.objects.select_related("organisation", "invited_by").filter(pk=invitation_id).first()
-    )
+    invitation = Invitation.objects.select_related("organisation", "invited_by").filter(pk=invitation_id).first()
     if invitation is None or invitation.status != "pending":
         return  # revoked or accepted before the e-mail went: nothing to send
     link = settings.SITE_URL + reverse("membership:invitation", args=[invitation_key(invitation)])
@@ -26,9 +24,7 @@ def send_invitation_email(invitation_id: int) -> None:
 
 @shared_task(acks_late=True)
 def send_join_request_email(join_request_id: int) -> None:
-    join_request = (
-        JoinRequest.objects.select_related("organisation", "user").filter(pk=join_request_id).first()
-    )
+    join_request = JoinRequest.objects.select_related("organisation", "user").filter(pk=join_request_id).first()
     if join_request is None or join_request.status != JoinRequest.Status.PENDING:
         return
     admins = OrganisationMember.objects.admins().filter(organisation=join_request.organisation)
@@ -45,9 +41,7 @@ def send_join_request_email(join_request_id: int) -> None:
 
 @shared_task(acks_late=True)
 def send_join_decision_email(join_request_id: int) -> None:
-    join_request = (
-        JoinRequest.objects.select_related("organisation", "user").filter(pk=join_request_id).first()
-    )
+    join_request = JoinRequest.objects.select_related("organisation", "user").filter(pk=join_request_id).first()
     if join_request is None or join_request.status == JoinRequest.Status.PENDING:
         return
     send_email(

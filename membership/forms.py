@@ -1,0 +1,85 @@
+from django import forms
+from django.db import models
+
+from membership.models import (
+    DEFAULT_PUBLIC_FIELDS,
+    Organisation,
+    OrganisationMember,
+    PublicField,
+    Specialism,
+)
+
+
+def https_urls(model_field, **kwargs):
+    """Web addresses typed without a scheme are taken as https://."""
+    if isinstance(model_field, models.URLField):
+        kwargs["assume_scheme"] = "https"
+    return model_field.formfield(**kwargs)
+
+
+class OrganisationForm(forms.ModelForm):
+    """An organisation's own profile, as its admins edit it in the member portal."""
+
+    specialisms = forms.ModelMultipleChoiceField(
+        queryset=Specialism.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
+    )
+    public_fields = forms.MultipleChoiceField(
+        label="Show on our directory card",
+        choices=PublicField.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The organisation's name is always shown. Nothing else is public unless ticked here.",
+    )
+
+    class Meta:
+        model = Organisation
+        fields = [
+            "name", "organisation_type", "size_band", "specialisms", "description", "logo", "website",
+            "town", "postcode", "local_authority", "company_number", "linkedin_url", "x_url", "github_url",
+            "email_domains", "directory_opt_in", "public_fields", "billing_email", "vat_number",
+            "needs_purchase_order",
+        ]  # fmt: skip
+        widgets = {"description": forms.Textarea(attrs={"rows": 5})}
+        formfield_callback = https_urls
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.instance.pk:
+            self.initial.setdefault("public_fields", list(DEFAULT_PUBLIC_FIELDS))
+        for name in ("company_number", "postcode", "vat_number"):
+            self.fields[name].widget.attrs["autocomplete"] = "off"
+
+    def clean_company_number(self) -> str:
+        number = self.cleaned_data["company_number"].strip().upper()
+        if number and not (len(number) == 8 and number.isalnum()):
+            raise forms.ValidationError("A Companies House number has 8 letters and digits, e.g. 01234567.")
+        clash = Organisation.objects.filter(company_number=number).exclude(pk=self.instance.pk)
+        if number and clash.exists():
+            raise forms.ValidationError("Another organisation is registered with this company number.")
+        return number
+
+    def clean_email_domains(self) -> str:
+        domains = []
+        for raw in self.cleaned_data["email_domains"].split(","):
+            domain = raw.strip().lower().lstrip("@")
+            if not domain:
+                continue
+            if "." not in domain or " " in domain or "/" in domain:
+                raise forms.ValidationError(f"“{domain}” is not an e-mail domain, e.g. example.co.uk.")
+            domains.append(domain)
+        return ", ".join(dict.fromkeys(domains))
+
+    def clean_postcode(self) -> str:
+        return " ".join(self.cleaned_data["postcode"].upper().split())
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="Colleague's work e-mail")
+    role = forms.ChoiceField(choices=OrganisationMember.Role.choices, initial=OrganisationMember.Role.MEMBER)
+
+
+class JoinRequestForm(forms.Form):
+    organisation = forms.IntegerField(widget=forms.HiddenInput)
+    message = forms.CharField(
+        label="A note for the admins (optional)", max_length=500, required=False, widget=forms.Textarea({"rows": 2})
+    )

@@ -1,0 +1,80 @@
+"""What membership holds about a person, for the personal-data export and account deletion."""
+
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.personal_data import Section, register
+from membership import services
+from membership.models import AuditEntry, Invitation, JoinRequest, Organisation, OrganisationMember
+
+
+def _export(user: User) -> dict:
+    return {
+        "organisations": [
+            {
+                "organisation": m.organisation.name,
+                "role": m.role,
+                "job_title": m.job_title,
+                "since": m.joined_at.isoformat(),
+                "left": m.left_at.isoformat() if m.left_at else None,
+            }
+            for m in OrganisationMember.objects.filter(user=user).select_related("organisation")
+        ],
+        "invitations_received": [
+            {"organisation": i.organisation.name, "email": i.email, "sent": i.sent_at.isoformat(), "status": i.status}
+            for i in Invitation.objects.filter(email__iexact=user.email).select_related("organisation")
+        ],
+        "join_requests": [
+            {"organisation": r.organisation.name, "email": r.email, "status": r.status, "message": r.message}
+            for r in JoinRequest.objects.filter(user=user).select_related("organisation")
+        ],
+        "history": [
+            {"at": e.created_at.isoformat(), "action": e.action, "summary": e.summary}
+            for e in AuditEntry.objects.filter(subject=user).order_by("created_at")
+        ],
+    }
+
+
+def _check(user: User) -> str | None:
+    """Someone who is the only admin of an organisation with other people must hand the role over first."""
+    blocked = []
+    for membership in OrganisationMember.objects.admins().filter(user=user).select_related("organisation"):
+        organisation = membership.organisation
+        others = organisation.active_members().exclude(user=user)
+        if others.exists() and not others.filter(role=OrganisationMember.Role.ADMIN).exists():
+            blocked.append(organisation.name)
+    if blocked:
+        return f"You are the only admin of {', '.join(blocked)}. Make a colleague an admin first."
+    return None
+
+
+def _erase(user: User) -> None:
+    for membership in OrganisationMember.objects.active().filter(user=user).select_related("organisation"):
+        membership.left_at = timezone.now()
+        membership.save(update_fields=["left_at"])
+        services.record_audit(
+            "membership.member.left",
+            f"A contact left {membership.organisation} and deleted their account",
+            organisation=membership.organisation,
+            subject=user,
+            changes={"role": [membership.role, None]},
+        )
+    # The history keeps its shape, but no longer names the person.
+    names = {n for n in (user.get_full_name(), user.email) if n}
+    for entry in AuditEntry.objects.filter(Q(subject=user) | Q(actor=user)):
+        summary = entry.summary
+        for name in names:
+            summary = summary.replace(name, "a former contact")
+        if summary != entry.summary:
+            entry.summary = summary
+            entry.save(update_fields=["summary"])
+    JoinRequest.objects.filter(user=user, status=JoinRequest.Status.PENDING).update(
+        status=JoinRequest.Status.WITHDRAWN, decided_at=timezone.now()
+    )
+    JoinRequest.objects.filter(user=user).update(email="", message="")
+    Organisation.objects.filter(billing_contact=user).update(billing_contact=None)
+
+
+def register_sections() -> None:
+    register(Section("membership", export=_export, erase=_erase, check=_check))

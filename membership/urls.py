@@ -1,0 +1,33 @@
+from django.urls import path
+
+from membership import views
+
+app_name = "membership"
+
+urlpatterns = [
+    path("", views.portal, name="portal"),
+    path("organisations/new/", views.create_organisation, name="create"),
+    path("join/", views.join, name="join"),
+    path("invitations/<str:key>/", views.invitation, name="invitation"),
+    path("org/<slug:slug>/", views.overview, name="overview"),
+    path("org/<slug:slug>/profile/", views.profile, name="profile"),
+    path("org/<slug:slug>/colleagues/", views.colleagues, name="colleagues"),
+    path("org/<slug:slug>/colleagues/invite/", views.invite, name="invite"),
+    path("org/<slug:slug>/colleagues/hand-over/", views.hand_over, name="hand_over"),
+    path("org/<slug:slug>/colleagues/<int:pk>/role/", views.change_role, name="change_role"),
+    path("org/<slug:slug>/colleagues/<int:pk>/remove/", views.remove, name="remove"),
+    path(
+        "org/<slug:slug>/invitations/<int:pk>/resend/",
+        views.invitation_action,
+        {"action": "resend"},
+        name="resend_invitation",
+    ),
+    path(
+        "org/<slug:slug>/invitations/<int:pk>/revoke/",
+        views.invitation_action,
+        {"action": "revoke"},
+        name="revoke_invitation",
+    ),
+    path("org/<slug:slug>/join-requests/<int:pk>/", views.decide_join_request, name="decide_join_request"),
+    path("org/<slug:slug>/leave/", views.leave, name="leave"),
+]
