@@ -276,9 +276,7 @@ def _generate(count: int) -> list[OrganisationSpec]:
             org_type = rng.choices(types, weights)[0]
             size = rng.choice(_SIZES_BY_TYPE[org_type])
             name = " ".join(
-                part
-                for part in (rng.choice(_PREFIXES), rng.choice(_CORES), rng.choice(_SUFFIXES[org_type]))
-                if part
+                part for part in (rng.choice(_PREFIXES), rng.choice(_CORES), rng.choice(_SUFFIXES[org_type])) if part
             )
             description = f"{OrganisationType(org_type).label} working in {name.split()[1].lower()}."
         town = TOWNS[index % len(TOWNS)] if index < len(SHOWCASE) else rng.choice(TOWNS)
@@ -290,9 +288,7 @@ def _generate(count: int) -> list[OrganisationSpec]:
         spec = OrganisationSpec(name, org_type, size, description, town)
         for position in range(_CONTACTS_BY_SIZE[SizeBand(size)]):
             role = OrganisationMember.Role.ADMIN if position == 0 else OrganisationMember.Role.MEMBER
-            spec.contacts.append(
-                (rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES), role, rng.choice(_JOB_TITLES[role]))
-            )
+            spec.contacts.append((rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES), role, rng.choice(_JOB_TITLES[role])))
         specs.append(spec)
     return specs
 

@@ -267,9 +267,7 @@ class Invitation(models.Model):
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="invitations")
     email = models.EmailField()
     role = models.CharField(max_length=10, choices=OrganisationMember.Role.choices, default="member")
-    invited_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     # Changes at every resend, so only the newest link works; the link carries it, signed.
     nonce = models.CharField(max_length=64, default="")
     created_at = models.DateTimeField(default=timezone.now)
@@ -395,9 +393,7 @@ class Note(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CALL)
     date = models.DateField(default=timezone.localdate)
     body = models.TextField()
-    author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -424,9 +420,7 @@ class FollowUp(models.Model):
         related_name="follow_ups",
         limit_choices_to={"is_staff": True},
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     done_at = models.DateTimeField(null=True, blank=True)
 

@@ -30,9 +30,7 @@ def make_staff(email: str, *, mfa: bool = True, superuser: bool = False, **field
     """A member of the membership team; with ``mfa`` an authenticator app is set up (see ``totp_secret``)."""
     user = make_user(email, is_staff=True, is_superuser=superuser, **fields)
     team, _ = Group.objects.get_or_create(name="Membership team")
-    team.permissions.add(
-        Permission.objects.get(content_type__app_label="wagtailadmin", codename="access_admin")
-    )
+    team.permissions.add(Permission.objects.get(content_type__app_label="wagtailadmin", codename="access_admin"))
     user.groups.add(team)
     if mfa:
         TOTP.activate(user, generate_totp_secret())
