@@ -27,7 +27,7 @@ def test_the_header_offers_log_in_or_the_account(client, member):
     assert "Log out" not in html
     client.force_login(member)
     html = client.get("/").content.decode()
-    assert "Log out" in html and 'href="/accounts/email/"' in html
+    assert "Log out" in html and 'href="/my/account/"' in html and 'href="/my/"' in html
 
 
 @pytest.mark.django_db
