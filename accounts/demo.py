@@ -22,11 +22,14 @@ TEAM_GROUP = "Membership team"
 
 
 @transaction.atomic
-def seed_staff(password: str) -> tuple[User, list[str]]:
-    """Create the membership team with two-factor authentication set up; return the lead and their codes."""
+def seed_staff(password: str) -> tuple[User, list[str], list[User]]:
+    """Create the membership team with two-factor authentication set up.
+
+    Returns the lead (whose login the demo prints), their unused recovery codes, and the whole team.
+    """
     team, _ = Group.objects.get_or_create(name=TEAM_GROUP)
     team.permissions.add(Permission.objects.get(content_type__app_label="wagtailadmin", codename="access_admin"))
-    lead = None
+    lead, team_members = None, []
     for email, first, last, superuser in STAFF:
         user, created = User.objects.get_or_create(
             email=email,
@@ -40,5 +43,6 @@ def seed_staff(password: str) -> tuple[User, list[str]]:
         if not Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists():
             TOTP.activate(user, DEMO_TOTP_SECRET)
         codes = RecoveryCodes.activate(user).get_unused_codes()
+        team_members.append(user)
         lead = lead or (user, codes)
-    return lead
+    return (*lead, team_members)

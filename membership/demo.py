@@ -6,6 +6,7 @@ nothing; large runs (``--orgs 20000``) use bulk inserts so benchmarks get their 
 
 import random
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from allauth.account.models import EmailAddress
 from django.contrib.auth.hashers import make_password
@@ -14,7 +15,16 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.models import User
-from membership.models import Organisation, OrganisationMember, OrganisationType, SizeBand
+from membership.models import (
+    DEFAULT_PUBLIC_FIELDS,
+    FollowUp,
+    Note,
+    Organisation,
+    OrganisationMember,
+    OrganisationType,
+    SizeBand,
+    Specialism,
+)
 
 # Towns across the region: (town, local authority area, postcode district).
 TOWNS = [
@@ -306,10 +316,14 @@ def _company_number(index: int, spec: OrganisationSpec) -> str:
 
 
 @transaction.atomic
-def seed_organisations(count: int) -> dict:
-    """Create ``count`` organisations with their contacts; whatever already exists is left as it is."""
+def seed_organisations(count: int, account_managers: list[User] | None = None) -> dict:
+    """Create ``count`` organisations with their contacts, specialisms and the team's notes.
+
+    Whatever already exists is left as it is, so running it again adds nothing.
+    """
     specs = _generate(count)
     now = timezone.now()
+    managers = [m.pk for m in account_managers or []]
 
     existing_slugs = set(Organisation.objects.values_list("slug", flat=True))
     Organisation.objects.bulk_create(
@@ -327,6 +341,10 @@ def seed_organisations(count: int) -> dict:
                 description=spec.description,
                 email_domains=spec.domain,
                 directory_opt_in=index % 5 != 4,
+                public_fields=list(DEFAULT_PUBLIC_FIELDS),
+                billing_email=f"accounts@{spec.domain}",
+                needs_purchase_order=spec.organisation_type in PO_TYPES,
+                account_manager_id=managers[index % len(managers)] if managers else None,
                 created_at=now,
             )
             for index, spec in enumerate(specs)
@@ -374,11 +392,90 @@ def seed_organisations(count: int) -> dict:
         ],
         batch_size=2000,
     )
-    return {
-        "organisations": len(specs),
-        "contacts": len(people),
-        "sample_admin": people[0][0] if people else "",
-    }
+    _seed_specialisms(specs, org_ids)
+    _seed_notes(specs, org_ids, people, managers)
+    return {"organisations": len(specs), "contacts": len(people), "sample_admin": people[0][0] if people else ""}
+
+
+PO_TYPES = {OrganisationType.PUBLIC_SECTOR, OrganisationType.EDUCATION}
+# What an organisation is likely to work in, by a word in its name.
+_SPECIALISM_BY_WORD = {
+    "Analytics": "ai-and-data", "Data": "ai-and-data", "AI": "ai-and-data", "Insight": "ai-and-data",
+    "Robotics": "industry-40", "Automation": "industry-40",
+    "Sensors": "hardware-and-iot", "Devices": "hardware-and-iot",
+    "Games": "immersive-and-games", "Studio": "immersive-and-games", "Media": "digital-marketing-and-media",
+    "Cyber": "cyber-security", "Security": "cyber-security", "Fintech": "fintech", "Health": "healthtech",
+    "Energy": "energy-and-cleantech", "Cloud": "cloud-and-infrastructure", "Networks": "cloud-and-infrastructure",
+    "Learning": "edtech", "Software": "software-services", "Apps": "software-services", "Code": "software-services",
+}  # fmt: skip
+
+
+def _seed_specialisms(specs: list[OrganisationSpec], org_ids: dict[str, int]) -> None:
+    specialisms = dict(Specialism.objects.values_list("slug", "pk"))
+    if not specialisms:
+        return
+    through = Organisation.specialisms.through
+    done = set(through.objects.values_list("organisation_id", flat=True).distinct())
+    ordered = sorted(specialisms)
+    rows = []
+    for index, spec in enumerate(specs):
+        org_id = org_ids[spec.slug]
+        if org_id in done:
+            continue
+        slugs = {_SPECIALISM_BY_WORD.get(word) for word in spec.name.split()} - {None}
+        slugs.add(ordered[index % len(ordered)])
+        rows += [through(organisation_id=org_id, specialism_id=specialisms[s]) for s in slugs if s in specialisms]
+    through.objects.bulk_create(rows, batch_size=5000)
+
+
+_NOTES = [
+    (Note.Kind.CALL, "Called {first} about their renewal. Happy with the network; wants more AI and data events."),
+    (Note.Kind.MEETING, "Met {first} at the Quayside breakfast. Interested in speaking at a members' showcase."),
+    (Note.Kind.EMAIL, "{first} asked how colleagues can join. Sent the invitation guide."),
+    (Note.Kind.CALL, "Introductory call with {first}. Hiring graduates this year; pointed them at the talent perks."),
+    (Note.Kind.MEETING, "Site visit with {first}. New office opening in the spring; possible success story."),
+    (Note.Kind.OTHER, "{first} mentioned a funding win in passing: follow up for the news page."),
+]
+_FOLLOW_UPS = [
+    "Check in before renewal",
+    "Invite to the next members' showcase",
+    "Ask for a success story",
+    "Introduce to the skills partnership",
+]
+
+
+def _seed_notes(specs: list[OrganisationSpec], org_ids: dict[str, int], people: list, managers: list[int]) -> None:
+    """One or two notes per organisation, and a follow-up for every seventh, from the account managers."""
+    if not managers:
+        return
+    admins = {slug: first for _email, first, _last, slug, role, _title in people if role == "admin"}
+    with_notes = set(Note.objects.values_list("organisation_id", flat=True).distinct())
+    today = timezone.localdate()
+    notes, follow_ups = [], []
+    for index, spec in enumerate(specs):
+        org_id = org_ids[spec.slug]
+        if org_id in with_notes:
+            continue
+        manager = managers[index % len(managers)]
+        first = admins.get(spec.slug, "the team")
+        for offset in range(1 + index % 2):
+            kind, text = _NOTES[(index + offset * 3) % len(_NOTES)]
+            date = today - timedelta(days=7 + (index * 13 + offset * 41) % 300)
+            notes.append(
+                Note(organisation_id=org_id, kind=kind, date=date, body=text.format(first=first), author_id=manager)
+            )
+        if index % 7 == 0:
+            follow_ups.append(
+                FollowUp(
+                    organisation_id=org_id,
+                    title=_FOLLOW_UPS[index % len(_FOLLOW_UPS)],
+                    due_date=today + timedelta(days=(index % 21) - 7),
+                    assignee_id=manager,
+                    created_by_id=manager,
+                )
+            )
+    Note.objects.bulk_create(notes, batch_size=5000)
+    FollowUp.objects.bulk_create(follow_ups, batch_size=5000)
 
 
 def _verify_addresses(pairs: list[tuple[int, str]]) -> None:

@@ -4,9 +4,18 @@ from allauth.mfa.models import Authenticator
 from django.core.management import call_command
 
 from accounts.models import User
-from membership.models import Organisation, OrganisationMember, OrganisationType, SizeBand
+from membership.models import FollowUp, Note, Organisation, OrganisationMember, OrganisationType, SizeBand
 
-MODELS = (Organisation, User, OrganisationMember, EmailAddress, Authenticator)
+MODELS = (
+    Organisation,
+    User,
+    OrganisationMember,
+    EmailAddress,
+    Authenticator,
+    Note,
+    FollowUp,
+    Organisation.specialisms.through,
+)
 
 
 def _counts() -> dict[str, int]:
@@ -29,7 +38,10 @@ def test_it_covers_every_type_and_size_across_the_region(capsys):
     assert {o.organisation_type for o in organisations} == set(OrganisationType.values)
     assert {o.size_band for o in organisations} == set(SizeBand.values)
     assert len({o.town for o in organisations}) >= 10
-    # Every organisation has an admin, and contacts at its own domain.
+    # Every organisation has an admin, contacts at its own domain, specialisms, a manager and notes.
+    assert not organisations.filter(notes__isnull=True).exists()
+    assert not organisations.filter(specialisms__isnull=True).exists()
+    assert not organisations.filter(account_manager__isnull=True).exists()
     for organisation in organisations:
         members = list(organisation.memberships.select_related("user"))
         assert any(m.role == OrganisationMember.Role.ADMIN for m in members), organisation

@@ -15,8 +15,9 @@ class Command(BaseCommand):
         parser.add_argument("--quiet-login", action="store_true", help="do not print the staff login")
 
     def handle(self, *args, orgs: int, quiet_login: bool, **options) -> None:
-        (lead, codes) = seed_staff(DEMO_PASSWORD)
-        counts = seed_organisations(orgs)
+        lead, codes, team = seed_staff(DEMO_PASSWORD)
+        # The first two on the team look after member organisations as their account managers.
+        counts = seed_organisations(orgs, account_managers=team[:2])
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: {counts['organisations']} organisations, {counts['contacts']} contacts."
