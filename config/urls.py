@@ -10,6 +10,7 @@ from wagtail.contrib.sitemaps import Sitemap
 from wagtail.documents import urls as wagtaildocs_urls
 
 from accounts.views import admin_login_redirect
+from cms.views import robots_txt
 from config.views import healthz
 
 admin.site.site_header = f"{settings.WAGTAIL_SITE_NAME}: system administration"
@@ -29,6 +30,7 @@ urlpatterns = [
     path("my/account/", include("accounts.urls")),
     path("my/", include("membership.urls")),
     path("sitemap.xml", sitemap, {"sitemaps": {"pages": Sitemap}}),
+    path("robots.txt", robots_txt, name="robots_txt"),
     path("favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}img/favicon.svg", permanent=True)),
 ]
 

@@ -70,3 +70,13 @@ def test_the_sitemap_lists_the_home_page(client):
     response = client.get("/sitemap.xml")
     assert response.status_code == 200
     assert b"<urlset" in response.content
+
+
+def test_robots_txt_keeps_crawlers_out_of_private_areas(client, settings):
+    settings.SITE_URL = "https://members.example.org"
+    response = client.get("/robots.txt")
+    assert response["Content-Type"] == "text/plain"
+    body = response.content.decode()
+    for path in ("/admin/", "/my/", "/accounts/"):
+        assert f"Disallow: {path}" in body
+    assert "Sitemap: https://members.example.org/sitemap.xml" in body
