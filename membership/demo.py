@@ -316,7 +316,7 @@ def _company_number(index: int, spec: OrganisationSpec) -> str:
 
 
 @transaction.atomic
-def seed_organisations(count: int, account_managers: list[User] | None = None) -> dict:
+def seed_organisations(count: int, account_managers: list[User] | None = None, *, contacts: bool = True) -> dict:
     """Create ``count`` organisations with their contacts, specialisms and the team's notes.
 
     Whatever already exists is left as it is, so running it again adds nothing.
@@ -356,7 +356,7 @@ def seed_organisations(count: int, account_managers: list[User] | None = None) -
 
     password = make_password(DEMO_PASSWORD)
     people = []  # (email, first, last, org slug, role, title)
-    for spec in specs:
+    for spec in specs if contacts else []:
         used: set[str] = set()
         for first, last, role, title in spec.contacts:
             local = f"{first}.{last}".lower()

@@ -13,11 +13,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--orgs", type=int, default=60, help="how many organisations (default 60)")
         parser.add_argument("--quiet-login", action="store_true", help="do not print the staff login")
+        parser.add_argument(
+            "--without-contacts",
+            action="store_true",
+            help="organisations only, no contacts: for benchmarks at hundreds of thousands of organisations",
+        )
 
-    def handle(self, *args, orgs: int, quiet_login: bool, **options) -> None:
+    def handle(self, *args, orgs: int, quiet_login: bool, without_contacts: bool, **options) -> None:
         lead, codes, team = seed_staff(DEMO_PASSWORD)
         # The first two on the team look after member organisations as their account managers.
-        counts = seed_organisations(orgs, account_managers=team[:2])
+        counts = seed_organisations(orgs, account_managers=team[:2], contacts=not without_contacts)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: {counts['organisations']} organisations, {counts['contacts']} contacts."
