@@ -29,9 +29,15 @@ def _export(user: User) -> dict:
             {"organisation": r.organisation.name, "email": r.email, "status": r.status, "message": r.message}
             for r in JoinRequest.objects.filter(user=user).select_related("organisation")
         ],
+        # What happened to the person, without the summaries' wording: those name the colleagues who acted,
+        # and a colleague's name or address is theirs, not this person's.
         "history": [
-            {"at": e.created_at.isoformat(), "action": e.action, "summary": e.summary}
-            for e in AuditEntry.objects.filter(subject=user).order_by("created_at")
+            {
+                "at": e.created_at.isoformat(),
+                "action": e.action,
+                "organisation": e.organisation.name if e.organisation else None,
+            }
+            for e in AuditEntry.objects.filter(subject=user).select_related("organisation").order_by("created_at")
         ],
     }
 
