@@ -106,29 +106,36 @@ def create_organisation(user: User, **fields) -> Organisation:
     return organisation
 
 
-PROFILE_FIELDS = [
-    "name", "organisation_type", "size_band", "town", "postcode", "local_authority", "website",
-    "company_number", "description", "logo", "linkedin_url", "x_url", "github_url", "email_domains",
-    "directory_opt_in", "public_fields", "billing_email", "vat_number", "needs_purchase_order",
-]  # fmt: skip
+# Fields holding several values: compared as sorted lists of their names.
+_LIST_FIELDS = {
+    "specialisms": lambda organisation: sorted(organisation.specialisms.values_list("name", flat=True)),
+    "tags": lambda organisation: sorted(organisation.tags.names()),
+}
 
 
 @transaction.atomic
-def update_organisation(organisation: Organisation, actor: User, form) -> Organisation:
-    """Save an organisation's profile from a validated ModelForm; only its admins (or staff) may."""
-    _lock(organisation)
-    _require_admin(organisation, actor)
-    before = Organisation.objects.get(pk=organisation.pk)
-    before_specialisms = sorted(before.specialisms.values_list("name", flat=True))
-    organisation = form.save()
-    changes = diff(before, organisation, [f for f in PROFILE_FIELDS if f in form.fields])
-    after_specialisms = sorted(organisation.specialisms.values_list("name", flat=True))
-    if before_specialisms != after_specialisms:
-        changes["specialisms"] = [before_specialisms, after_specialisms]
+def update_organisation(
+    organisation: Organisation, actor: User, form, *, save=None, where: str = "the member portal"
+) -> Organisation:
+    """Save an organisation's profile from a validated ModelForm and audit each changed field.
+
+    Only its admins (or staff) may. ``save`` replaces ``form.save()`` where the caller saves in its own
+    way (the back office logs the edit in its history too). No change, no audit entry.
+    """
+    before = _lock(organisation)  # and nobody else's edit can land between the two pictures
+    _require_admin(before, actor)
+    fields = [f for f in form.fields if f not in _LIST_FIELDS]
+    lists_before = {field: read(before) for field, read in _LIST_FIELDS.items() if field in form.fields}
+    organisation = save() if save else form.save()
+    changes = diff(before, organisation, fields)
+    for field, old in lists_before.items():
+        new = _LIST_FIELDS[field](organisation)
+        if old != new:
+            changes[field] = [old, new]
     if changes:
         record_audit(
             "membership.organisation.updated",
-            f"{actor} updated the profile of {organisation}: {', '.join(sorted(changes))}",
+            f"{actor} updated {organisation} in {where}: {', '.join(sorted(changes))}",
             actor=actor,
             organisation=organisation,
             changes=changes,

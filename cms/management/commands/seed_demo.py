@@ -1,10 +1,12 @@
 """Load realistic fictional demo data; running it again adds nothing new."""
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 
-from accounts.demo import DEMO_TOTP_SECRET, seed_staff
+from accounts.demo import DEMO_TOTP_SECRET, TEAM_GROUP, seed_staff
 from membership.demo import DEMO_PASSWORD, seed_organisations
+from membership.permissions import grant_membership_team_permissions
 
 
 class Command(BaseCommand):
@@ -21,6 +23,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, orgs: int, quiet_login: bool, without_contacts: bool, **options) -> None:
         lead, codes, team = seed_staff(DEMO_PASSWORD)
+        grant_membership_team_permissions(Group.objects.get(name=TEAM_GROUP))
         # The first two on the team look after member organisations as their account managers.
         counts = seed_organisations(orgs, account_managers=team[:2], contacts=not without_contacts)
         self.stdout.write(
