@@ -1,20 +1,32 @@
 """Filters for the staff CRM listings in the Wagtail admin.
 
-Each listing's FilterSet declares its filters one by one, so later features add theirs alongside: billing
-will add tier, subscription status and renewal month to ``OrganisationFilterSet``.
+Each listing's FilterSet declares its filters one by one, so later features add theirs alongside.
 """
+
+import calendar
 
 import django_filters
 from django import forms
 from django.db import connection
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 from taggit.models import Tag
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.widgets import BooleanRadioSelect
 
 from accounts.models import User
-from membership.models import FollowUp, Organisation, OrganisationMember, Specialism, TaggedOrganisation
+from membership.models import (
+    FollowUp,
+    Organisation,
+    OrganisationMember,
+    Specialism,
+    Subscription,
+    TaggedOrganisation,
+    Tier,
+)
+
+MONTHS = [(n, name) for n, name in enumerate(calendar.month_name) if n]
+NO_SUBSCRIPTION = "none"
 
 
 def _staff():
@@ -35,9 +47,39 @@ class OrganisationFilterSet(WagtailFilterSet):
         widget=forms.CheckboxSelectMultiple,
     )
 
+    tier = django_filters.ModelChoiceFilter(
+        label="Tier", queryset=Tier.objects.all(), empty_label="All", method="filter_tier"
+    )
+    status = django_filters.ChoiceFilter(
+        label="Membership status",
+        choices=[*Subscription.Status.choices, (NO_SUBSCRIPTION, "Never subscribed")],
+        empty_label="All",
+        method="filter_status",
+    )
+    renewal_month = django_filters.ChoiceFilter(
+        label="Renewal month", choices=MONTHS, empty_label="All", method="filter_renewal_month"
+    )
+
     class Meta:
         model = Organisation
-        fields = ["organisation_type", "size_band", "specialisms", "town", "account_manager", "tags"]
+        fields = [
+            "organisation_type", "size_band", "specialisms", "town", "account_manager", "tags", "tier", "status",
+            "renewal_month",
+        ]  # fmt: skip
+
+    def filter_tier(self, queryset, name: str, tier: Tier):
+        return queryset.filter(Exists(Subscription.objects.live().filter(organisation=OuterRef("pk"), tier=tier)))
+
+    def filter_status(self, queryset, name: str, status: str):
+        """An organisation's status is that of its newest subscription: the live one, if it has one."""
+        newest = Subscription.objects.filter(organisation=OuterRef("pk")).order_by("-created_at", "-pk")
+        if status == NO_SUBSCRIPTION:
+            return queryset.filter(~Exists(newest))
+        return queryset.alias(newest_status=Subquery(newest.values("status")[:1])).filter(newest_status=status)
+
+    def filter_renewal_month(self, queryset, name: str, month: str):
+        live = Subscription.objects.live().filter(organisation=OuterRef("pk"), current_period_end__month=int(month))
+        return queryset.filter(Exists(live))
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

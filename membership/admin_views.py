@@ -23,7 +23,7 @@ from wagtail.admin.widgets.button import HeaderButton
 
 from membership import services
 from membership.admin_forms import FollowUpForm, NoteForm
-from membership.models import FollowUp, Organisation, OrganisationMember, Specialism
+from membership.models import FollowUp, Organisation, OrganisationMember, Specialism, Subscription
 
 ACTIVITY_PER_PAGE = 50
 MY_FOLLOW_UPS_SHOWN = 20
@@ -54,11 +54,18 @@ class OrganisationIndexView(IndexView):
     """Organisations with their contact counts; the same number of queries for 50 or 5,000 of them."""
 
     def get_base_queryset(self) -> QuerySet[Organisation]:
+        newest = Subscription.objects.filter(organisation=OuterRef("pk")).order_by("-created_at", "-pk")
         organisations = (
             super()
             .get_base_queryset()
             .select_related("account_manager")
-            .annotate(active_contacts=_active_contact_counts())
+            .annotate(
+                active_contacts=_active_contact_counts(),
+                # The newest subscription is the live one where there is one; each is read for the page's rows.
+                tier_name=Subquery(newest.values("tier__name")[:1]),
+                membership_status=Subquery(newest.values("status")[:1]),
+                renews_on=Subquery(newest.values("current_period_end")[:1]),
+            )
         )
         if self.is_export:
             # Only the spreadsheet needs it; on the page it would put a join into the pagination count.
@@ -194,6 +201,7 @@ class OrganisationRecordView(WagtailAdminTemplateMixin, TemplateView):
             former_contacts=sorted((m for m in memberships if m.left_at), key=lambda m: m.left_at, reverse=True),
             activity=Paginator(activity, ACTIVITY_PER_PAGE).get_page(self.request.GET.get("activity")),
             notes=organisation.notes.select_related("author"),
+            subscriptions=list(organisation.subscriptions.select_related("tier")),
             open_follow_ups=sorted((f for f in follow_ups if not f.done), key=lambda f: f.due_date),
             done_follow_ups=sorted((f for f in follow_ups if f.done), key=lambda f: f.done_at, reverse=True),
             note_form=self.note_form,

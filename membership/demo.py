@@ -24,6 +24,9 @@ from membership.models import (
     OrganisationType,
     SizeBand,
     Specialism,
+    Subscription,
+    Tier,
+    TierPrice,
 )
 
 # Towns across the region: (town, local authority area, postcode district).
@@ -489,3 +492,126 @@ def _verify_addresses(pairs: list[tuple[int, str]]) -> None:
         ],
         batch_size=2000,
     )
+
+
+# (name, seats, public, monthly, annual price in pounds for a 1-9 SME, benefits)
+TIERS = [
+    (
+        "Community",
+        3,
+        True,
+        True,
+        300,
+        "Member rate at every event\nThe members' directory listing\n"
+        "The monthly members' briefing\nPerks for all members",
+    ),
+    (
+        "Growth",
+        10,
+        True,
+        True,
+        900,
+        "Everything in Community\nTwo free places at flagship events\nGrowth-tier perks\nA success story on the site",
+    ),
+    (
+        "Enterprise",
+        None,
+        True,
+        False,
+        2400,
+        "Everything in Growth\nUnlimited colleagues\nSix free flagship places\n"
+        "A seat at the advisory board's open sessions",
+    ),
+    ("Patron", None, False, False, 6000, "Everything in Enterprise\nHeadline partner at two events a year"),
+]
+_SIZE_FACTOR = {SizeBand.MICRO: 1.0, SizeBand.SMALL: 1.6, SizeBand.MEDIUM: 2.5, SizeBand.LARGE: 4.0}
+# Charities, colleges and councils pay less; start-ups pay less in their first years.
+_TYPE_FACTOR = {OrganisationType.CHARITY: 0.5, OrganisationType.EDUCATION: 0.8, OrganisationType.STARTUP: 0.7}
+
+
+def seed_tiers() -> list[Tier]:
+    tiers = []
+    for order, (name, seats, public, monthly, base, benefits) in enumerate(TIERS, start=1):
+        tier, _ = Tier.objects.get_or_create(
+            slug=slugify(name),
+            defaults={
+                "name": name,
+                "seat_limit": seats,
+                "is_public": public,
+                "monthly_billing": monthly,
+                "sort_order": order,
+                "benefits": benefits,
+                "description": f"{name} membership of the North East Tech Network.",
+            },
+        )
+        existing = set(tier.prices.values_list("organisation_type", "size_band"))
+        TierPrice.objects.bulk_create(
+            [
+                TierPrice(
+                    tier=tier,
+                    organisation_type=org_type,
+                    size_band=size,
+                    # Whole pounds, in pence; monthly is a twelfth plus 10%, rounded to the pound.
+                    annual_pence=round(base * _SIZE_FACTOR[size] * _TYPE_FACTOR.get(org_type, 1.0)) * 100,
+                    monthly_pence=(
+                        round(base * _SIZE_FACTOR[size] * _TYPE_FACTOR.get(org_type, 1.0) * 1.1 / 12) * 100
+                        if monthly
+                        else None
+                    ),
+                )
+                for org_type in OrganisationType.values
+                for size in SizeBand.values
+                if (org_type, size) not in existing
+            ]
+        )
+        tiers.append(tier)
+    return tiers
+
+
+def seed_subscriptions(tiers: list[Tier]) -> None:
+    """Give most organisations a subscription, in every state a real membership body sees."""
+    by_slug = {tier.slug: tier for tier in tiers}
+    prices = {
+        (p.tier_id, p.organisation_type, p.size_band): p.annual_pence for p in TierPrice.objects.filter(tier__in=tiers)
+    }
+    subscribed = set(Subscription.objects.values_list("organisation_id", flat=True).distinct())
+    now = timezone.now()
+    Status = Subscription.Status
+    # One organisation in twenty of each: mostly active, and every other state represented.
+    cycle = [Status.ACTIVE] * 13 + [
+        Status.PAST_DUE, Status.GRACE, Status.PENDING, Status.LAPSED, Status.CANCELLED, Status.ACTIVE, None,
+    ]  # fmt: skip
+    rows = []
+    organisations = Organisation.objects.exclude(pk__in=subscribed).values_list(
+        "pk", "organisation_type", "size_band", "needs_purchase_order"
+    )
+    for pk, org_type, size, needs_po in organisations.order_by("pk").iterator(chunk_size=5000):
+        status = cycle[pk % len(cycle)]
+        if status is None:
+            continue
+        tier = by_slug[
+            {SizeBand.MICRO: "community", SizeBand.SMALL: "growth", SizeBand.MEDIUM: "growth"}.get(size, "enterprise")
+        ]
+        if org_type == OrganisationType.CORPORATE and pk % 9 == 0:
+            tier = by_slug["patron"]
+        ends = now + timedelta(days=(pk * 37) % 365 + 1)
+        if status in (Status.LAPSED, Status.CANCELLED):
+            ends = now - timedelta(days=30 + pk % 200)
+        elif status in (Status.PAST_DUE, Status.GRACE):
+            ends = now - timedelta(days=1 + pk % 20)
+        rows.append(
+            Subscription(
+                organisation_id=pk,
+                tier=tier,
+                status=status,
+                payment_method="invoice" if needs_po else "card",
+                po_number=f"PO-{pk:06d}" if needs_po else "",
+                amount_pence=prices[(tier.pk, org_type, size)],
+                current_period_start=ends - timedelta(days=365),
+                current_period_end=ends,
+                grace_ends_at=ends + timedelta(days=30) if status == Status.GRACE else None,
+                ended_at=ends if status in (Status.LAPSED, Status.CANCELLED) else None,
+                created_at=ends - timedelta(days=365),
+            )
+        )
+    Subscription.objects.bulk_create(rows, batch_size=5000)

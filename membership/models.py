@@ -167,8 +167,9 @@ class Organisation(models.Model):
     seat_limit = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="How many people may belong to the organisation. Empty: no limit is set here.",
+        help_text="Seats agreed for this organisation, overriding its tier's. Empty: the tier decides.",
     )
+    stripe_customer_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
     tags = TaggableManager(through=TaggedOrganisation, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -440,3 +441,123 @@ class FollowUp(models.Model):
     @property
     def overdue(self) -> bool:
         return not self.done and self.due_date < timezone.localdate()
+
+
+class Tier(models.Model):
+    """A level of membership: what it includes, how many people it seats, and its price matrix."""
+
+    name = models.CharField(max_length=80, unique=True)
+    slug = models.SlugField(max_length=80, unique=True)
+    description = models.TextField(blank=True)
+    benefits = models.TextField(blank=True, help_text="One benefit a line, as the Join page lists them.")
+    seat_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: no limit on people.")
+    is_public = models.BooleanField("listed on the Join page", default=True)
+    monthly_billing = models.BooleanField("may be paid monthly", default=False)
+    sort_order = models.PositiveSmallIntegerField(default=0)
+    stripe_product_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
+
+    class Meta:
+        ordering = ["sort_order", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def benefit_list(self) -> list[str]:
+        return [line.strip() for line in self.benefits.splitlines() if line.strip()]
+
+
+class TierPrice(models.Model):
+    """What a tier costs an organisation of one type and size: integer pence, GBP, before VAT."""
+
+    tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="prices")
+    organisation_type = models.CharField(max_length=20, choices=OrganisationType.choices)
+    size_band = models.CharField(max_length=10, choices=SizeBand.choices)
+    annual_pence = models.PositiveIntegerField("annual price (pence, ex VAT)")
+    monthly_pence = models.PositiveIntegerField("monthly price (pence, ex VAT)", null=True, blank=True)
+    currency = models.CharField(max_length=3, default="GBP", editable=False)
+
+    class Meta:
+        ordering = ["tier", "organisation_type", "size_band"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tier", "organisation_type", "size_band"], name="membership_tierprice_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tier} for {self.get_organisation_type_display()} {self.size_band}: {self.annual_pence}p"
+
+
+class SubscriptionQuerySet(models.QuerySet["Subscription"]):
+    def live(self) -> "SubscriptionQuerySet":
+        return self.filter(status__in=Subscription.LIVE_STATUSES)
+
+    def entitled(self) -> "SubscriptionQuerySet":
+        """Subscriptions whose organisation has its tier's benefits now."""
+        return self.filter(status__in=Subscription.ENTITLED_STATUSES)
+
+
+class Subscription(models.Model):
+    """An organisation's membership of a tier for a period, and how it is paid.
+
+    One live subscription per organisation; ended ones stay as its history. Billing services change the
+    status, each change audited.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending payment"
+        ACTIVE = "active", "Active"
+        PAST_DUE = "past_due", "Payment overdue"
+        GRACE = "grace", "In grace period"
+        LAPSED = "lapsed", "Lapsed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class PaymentMethod(models.TextChoices):
+        CARD = "card", "Card"
+        INVOICE = "invoice", "Invoice"
+
+    class Interval(models.TextChoices):
+        YEAR = "year", "Annual"
+        MONTH = "month", "Monthly"
+
+    LIVE_STATUSES = [Status.PENDING, Status.ACTIVE, Status.PAST_DUE, Status.GRACE]
+    # Members keep their benefits while a payment is being retried and through the grace period.
+    ENTITLED_STATUSES = [Status.ACTIVE, Status.PAST_DUE, Status.GRACE]
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="subscriptions")
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="subscriptions")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    interval = models.CharField(max_length=5, choices=Interval.choices, default=Interval.YEAR)
+    payment_method = models.CharField(max_length=7, choices=PaymentMethod.choices, default=PaymentMethod.CARD)
+    amount_pence = models.PositiveIntegerField("price per period (pence, ex VAT)")
+    currency = models.CharField(max_length=3, default="GBP", editable=False)
+    current_period_start = models.DateTimeField(null=True, blank=True)
+    current_period_end = models.DateTimeField(null=True, blank=True, db_index=True)
+    auto_renew = models.BooleanField(default=True)
+    cancel_at_period_end = models.BooleanField(default=False)
+    po_number = models.CharField("purchase order number", max_length=50, blank=True)
+    grace_ends_at = models.DateTimeField(null=True, blank=True)
+    stripe_subscription_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    stripe_checkout_session_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    objects = SubscriptionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation"],
+                condition=models.Q(status__in=["pending", "active", "past_due", "grace"]),
+                name="membership_subscription_one_live",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organisation}: {self.tier} ({self.get_status_display()})"
+
+    @property
+    def is_entitled(self) -> bool:
+        return self.status in self.ENTITLED_STATUSES

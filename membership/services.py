@@ -24,6 +24,7 @@ from membership.models import (
     Note,
     Organisation,
     OrganisationMember,
+    Subscription,
 )
 
 INVITATION_SALT = "membership.invitation"
@@ -180,8 +181,14 @@ def _check_seat_available(organisation: Organisation, *, excluding_invitation: I
 
 
 def seat_limit(organisation: Organisation) -> int | None:
-    """How many people (and open invitations) the organisation may have; None means no limit."""
-    return organisation.seat_limit
+    """How many people (and open invitations) the organisation may have; None means no limit.
+
+    Seats agreed for the organisation itself win; otherwise its live subscription's tier decides.
+    """
+    if organisation.seat_limit is not None:
+        return organisation.seat_limit
+    live = Subscription.objects.live().filter(organisation=organisation).select_related("tier").first()
+    return live.tier.seat_limit if live else None
 
 
 def _admin_count(organisation: Organisation) -> int:

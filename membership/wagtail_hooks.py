@@ -17,13 +17,18 @@ from wagtail.admin.widgets.slug import SlugInput
 from membership import admin_views
 from membership.admin_filters import FollowUpFilterSet, OrganisationFilterSet, PeopleFilterSet
 from membership.admin_forms import OrganisationAdminForm, SlugFromNameForm
-from membership.models import FollowUp, Organisation, OrganisationMember, Specialism
+from membership.models import FollowUp, Organisation, OrganisationMember, Specialism, Subscription
 
 
 def _permissions(model_name: str, actions: list[str]):
     return Permission.objects.filter(
         content_type__app_label="membership", codename__in=[f"{action}_{model_name}" for action in actions]
     )
+
+
+def _status_label(organisation: Organisation) -> str:
+    status = getattr(organisation, "membership_status", None)
+    return Subscription.Status(status).label if status else "—"
 
 
 class NameFieldPanel(TitleFieldPanel):
@@ -87,6 +92,9 @@ class OrganisationViewSet(ModelViewSet):
         "organisation_type",
         "size_band",
         "town",
+        Column("tier_name", label="Tier"),
+        Column("membership_status", label="Status", accessor=_status_label),
+        DateColumn("renews_on", label="Renews"),
         Column("account_manager", label="Account manager"),
         Column("active_contacts", label="Active contacts", sort_key="active_contacts"),
         DateColumn("created_at", label="Created", sort_key="created_at"),
@@ -105,6 +113,9 @@ class OrganisationViewSet(ModelViewSet):
         "website",
         "company_number",
         "account_manager_email",
+        "tier_name",
+        "membership_status",
+        "renews_on",
         "active_contacts",
         "created_at",
     ]
@@ -119,6 +130,9 @@ class OrganisationViewSet(ModelViewSet):
         "website": "Website",
         "company_number": "Company number",
         "account_manager_email": "Account manager e-mail",
+        "tier_name": "Tier",
+        "membership_status": "Status",
+        "renews_on": "Renews",
         "active_contacts": "Active contacts",
         "created_at": "Created",
     }

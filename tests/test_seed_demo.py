@@ -4,7 +4,17 @@ from allauth.mfa.models import Authenticator
 from django.core.management import call_command
 
 from accounts.models import User
-from membership.models import FollowUp, Note, Organisation, OrganisationMember, OrganisationType, SizeBand
+from membership.models import (
+    FollowUp,
+    Note,
+    Organisation,
+    OrganisationMember,
+    OrganisationType,
+    SizeBand,
+    Subscription,
+    Tier,
+    TierPrice,
+)
 
 MODELS = (
     Organisation,
@@ -15,6 +25,9 @@ MODELS = (
     Note,
     FollowUp,
     Organisation.specialisms.through,
+    Subscription,
+    Tier,
+    TierPrice,
 )
 
 
@@ -42,6 +55,9 @@ def test_it_covers_every_type_and_size_across_the_region(capsys):
     assert not organisations.filter(notes__isnull=True).exists()
     assert not organisations.filter(specialisms__isnull=True).exists()
     assert not organisations.filter(account_manager__isnull=True).exists()
+    statuses = set(Subscription.objects.values_list("status", flat=True))
+    assert statuses == set(Subscription.Status.values)
+    assert organisations.filter(subscriptions__isnull=True).exists()  # some never subscribed
     for organisation in organisations:
         members = list(organisation.memberships.select_related("user"))
         assert any(m.role == OrganisationMember.Role.ADMIN for m in members), organisation

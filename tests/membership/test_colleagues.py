@@ -6,7 +6,16 @@ from django.utils import timezone
 
 from accounts.models import User
 from membership import services
-from membership.models import AuditEntry, Invitation, JoinRequest, OrganisationMember, OrganisationType, SizeBand
+from membership.models import (
+    AuditEntry,
+    Invitation,
+    JoinRequest,
+    OrganisationMember,
+    OrganisationType,
+    SizeBand,
+    Subscription,
+    Tier,
+)
 from membership.services import MembershipError
 from tests.factories import make_user
 
@@ -249,3 +258,25 @@ def test_only_verified_addresses_at_a_listed_domain_may_ask(founder, organisatio
         with pytest.raises(MembershipError, match=r"verify an e-mail address at tyne-analytics\.example"):
             services.request_to_join(organisation, user)
     assert not JoinRequest.objects.exists()
+
+
+def test_the_tier_sets_the_seats_unless_the_organisation_has_its_own(
+    founder, organisation, django_capture_on_commit_callbacks
+):
+    tier = Tier.objects.create(name="Start-up", slug="start-up", seat_limit=2)
+    Subscription.objects.create(organisation=organisation, tier=tier, status="active", amount_pence=30_000)
+    assert services.seat_limit(organisation) == 2
+    _invite(organisation, founder, "one@tyne-analytics.example", django_capture_on_commit_callbacks)
+    with pytest.raises(MembershipError, match="all 2 of its seats"):
+        services.invite_colleague(organisation, founder, "two@tyne-analytics.example")
+
+    organisation.seat_limit = 5  # seats agreed with this organisation override the tier's
+    organisation.save()
+    _invite(organisation, founder, "two@tyne-analytics.example", django_capture_on_commit_callbacks)
+    assert organisation.invitations.pending().count() == 2
+
+
+def test_an_ended_subscription_sets_no_seat_limit(founder, organisation):
+    tier = Tier.objects.create(name="Start-up", slug="start-up", seat_limit=1)
+    Subscription.objects.create(organisation=organisation, tier=tier, status="lapsed", amount_pence=30_000)
+    assert services.seat_limit(organisation) is None

@@ -41,6 +41,9 @@ EXPORT_HEADER = [
     "Website",
     "Company number",
     "Account manager e-mail",
+    "Tier",
+    "Status",
+    "Renews",
     "Active contacts",
     "Created",
 ]
@@ -172,7 +175,7 @@ def test_it_exports_organisations_as_a_workbook(crm, tyne):
     assert list(rows[0]) == EXPORT_HEADER
     assert len(rows) == 2
     assert rows[1][0] == "Tyne Analytics"
-    assert rows[1][10] == 2
+    assert rows[1][13] == 2
 
 
 def _bulk_organisations(count: int, start: int, manager) -> None:
