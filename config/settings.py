@@ -5,6 +5,7 @@ a local-memory cache, e-mail printed to the console and a demo checkout in place
 production service is switched on by its own variable; see the README's operating guide.
 """
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -189,6 +190,12 @@ STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY")
 STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env("STRIPE_API_BASE")  # only the test suite's local fake Stripe sets this
 DEMO_PAYMENTS = not (STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET)
+if DEMO_PAYMENTS and not STRIPE_WEBHOOK_SECRET:
+    # The demo checkout signs its events with this, and they arrive through the very same webhook code.
+    STRIPE_WEBHOOK_SECRET = "whsec_demo_" + hashlib.sha256(SECRET_KEY.encode()).hexdigest()[:32]
+# Days a member keeps their benefits after a renewal payment fails, before the membership lapses.
+BILLING_GRACE_DAYS = envint("BILLING_GRACE_DAYS", 30)
+VAT_RATE_PERCENT = 20  # applied on Stripe's side; prices here are before VAT
 
 # Accounts: e-mail is the login, verified before first use; allauth handles every way in.
 AUTH_USER_MODEL = "accounts.User"

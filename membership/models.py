@@ -561,3 +561,84 @@ class Subscription(models.Model):
     @property
     def is_entitled(self) -> bool:
         return self.status in self.ENTITLED_STATUSES
+
+
+class Invoice(models.Model):
+    """A bill for a subscription, as Stripe holds it (or as finance recorded it when paid out of band)."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        OPEN = "open", "Awaiting payment"
+        PAID = "paid", "Paid"
+        VOID = "void", "Void"
+        UNCOLLECTIBLE = "uncollectible", "Uncollectible"
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="invoices")
+    subscription = models.ForeignKey(
+        Subscription, null=True, blank=True, on_delete=models.SET_NULL, related_name="invoices"
+    )
+    stripe_invoice_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    number = models.CharField(max_length=50, blank=True)
+    status = models.CharField(max_length=15, choices=Status.choices, default=Status.OPEN)
+    amount_due_pence = models.PositiveIntegerField(default=0)
+    amount_paid_pence = models.PositiveIntegerField(default=0)
+    currency = models.CharField(max_length=3, default="GBP")
+    po_number = models.CharField("purchase order number", max_length=50, blank=True)
+    hosted_invoice_url = models.URLField(max_length=500, blank=True)
+    invoice_pdf = models.URLField(max_length=500, blank=True)
+    due_date = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    paid_out_of_band = models.BooleanField(default=False, help_text="Paid by bank transfer and recorded by finance.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.number or self.stripe_invoice_id or f"Invoice {self.pk}"
+
+
+class StripeEvent(models.Model):
+    """The ledger of webhook deliveries: one row per Stripe event id, however often it arrives."""
+
+    event_id = models.CharField(max_length=100, unique=True)
+    type = models.CharField(max_length=100, db_index=True)
+    livemode = models.BooleanField(default=False)
+    payload = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.event_id}"
+
+
+class BillingNotice(models.Model):
+    """An e-mail about billing that went out, so a job run twice sends it once.
+
+    ``key`` names the occasion, e.g. the period end a renewal reminder is for.
+    """
+
+    class Kind(models.TextChoices):
+        RENEWAL_60 = "renewal_60", "Renewal in 60 days"
+        RENEWAL_30 = "renewal_30", "Renewal in 30 days"
+        RENEWAL_7 = "renewal_7", "Renewal in 7 days"
+        CHARGE_NOTICE = "charge_notice", "Card charge notice"
+        PAYMENT_FAILED = "payment_failed", "Payment failed"
+        LAPSED = "lapsed", "Membership lapsed"
+
+    subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="notices")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    key = models.CharField(max_length=100)
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-sent_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "kind", "key"], name="membership_billingnotice_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.subscription}"
