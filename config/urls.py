@@ -12,6 +12,7 @@ from wagtail.documents import urls as wagtaildocs_urls
 from accounts.views import admin_login_redirect
 from cms.views import robots_txt
 from config.views import healthz
+from membership.billing_views import join_page
 
 admin.site.site_header = f"{settings.WAGTAIL_SITE_NAME}: system administration"
 # The Django admin's own login is replaced by allauth's, so it cannot bypass rate limits or MFA.
@@ -29,6 +30,8 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("my/account/", include("accounts.urls")),
     path("my/", include("membership.urls")),
+    path("billing/", include("membership.billing_urls")),
+    path("join/", join_page, name="join"),
     path("sitemap.xml", sitemap, {"sitemaps": {"pages": Sitemap}}),
     path("robots.txt", robots_txt, name="robots_txt"),
     path("favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}img/favicon.svg", permanent=True)),

@@ -1,0 +1,978 @@
+"""Billing services: paying for a tier by card or by invoice, and keeping our rows in step with Stripe.
+
+Money is integer pence (GBP). Every call to Stripe carries an idempotency key built from our own ids, so a
+retry never makes a second customer, checkout, subscription or payment. Every status change of a
+``Subscription`` or ``Invoice`` writes an audit entry (``billing.subscription.activated``, ...) with the
+before and after status.
+
+Webhooks are verified on the raw body, recorded once in the ``StripeEvent`` ledger (unique on the event id)
+and acted on in the same transaction, as triggers: the handler re-reads the object from Stripe and syncs from
+*that* state, so a duplicate or late event cannot move anything backwards. A handler that fails rolls the
+ledger row back with everything else, and Stripe's redelivery starts afresh.
+
+Demo mode (``settings.DEMO_PAYMENTS``: no Stripe keys configured) calls no Stripe API at all. A clearly
+labelled demo checkout stands in for Stripe Checkout and delivers signed events, signed with the demo webhook
+secret, through ``receive_stripe_webhook``: the very same code path. There is no Stripe to re-read, so each
+demo event carries the whole object, with the objects it refers to expanded, and in demo mode that copy is
+the "current state" (see ``_current``). That is the whole of the demo's Stripe state; nothing else is kept.
+"""
+
+import calendar
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import stripe
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import User
+from config.celery import queue_on_commit
+from membership import stripe_api
+from membership.models import Invoice, Organisation, StripeEvent, Subscription, Tier, TierPrice
+from membership.services import MembershipError, membership_of, record_audit
+
+logger = logging.getLogger(__name__)
+
+Status = Subscription.Status
+Interval = Subscription.Interval
+PaymentMethod = Subscription.PaymentMethod
+
+UNAVAILABLE = "Payments are not available just now. Nothing has been charged; please try again in a few minutes."
+# Stripe's own default: a signed delivery older than this is refused, so a captured one cannot be replayed later.
+WEBHOOK_TOLERANCE_SECONDS = 300
+INVOICE_DAYS_UNTIL_DUE = 30
+DEMO_CHECKOUT_SALT = "membership.billing.demo_checkout"
+
+# Stripe's subscription statuses, as ours. Those missing (incomplete, paused) change nothing here.
+_FROM_STRIPE = {
+    "active": Status.ACTIVE,
+    "trialing": Status.ACTIVE,
+    "past_due": Status.PAST_DUE,
+    "unpaid": Status.PAST_DUE,
+    "canceled": Status.CANCELLED,
+    "incomplete_expired": Status.CANCELLED,
+}
+# History: no event, late or replayed, brings an ended membership back.
+_FINAL_SUBSCRIPTION = {Status.CANCELLED, Status.LAPSED}
+_FINAL_INVOICE = {Invoice.Status.PAID, Invoice.Status.VOID}
+_SUBSCRIPTION_ACTIONS = {
+    Status.PENDING: "billing.subscription.pending",
+    Status.ACTIVE: "billing.subscription.activated",
+    Status.PAST_DUE: "billing.subscription.past_due",
+    Status.CANCELLED: "billing.subscription.cancelled",
+}
+_INVOICE_ACTIONS = {
+    Invoice.Status.DRAFT: "billing.invoice.drafted",
+    Invoice.Status.OPEN: "billing.invoice.issued",
+    Invoice.Status.PAID: "billing.invoice.paid",
+    Invoice.Status.VOID: "billing.invoice.voided",
+    Invoice.Status.UNCOLLECTIBLE: "billing.invoice.uncollectible",
+}
+# Terms Stripe may change (the customer portal, the dashboard); each change is audited.
+_TERMS = ["tier_id", "amount_pence", "interval", "cancel_at_period_end"]
+
+
+class InvalidWebhook(Exception):
+    """A delivery we cannot trust or read: no secret configured, a missing, forged or stale signature, or a
+    body that is not a Stripe event. The webhook answers 400 and nothing is written."""
+
+
+# Prices and places ---------------------------------------------------------------------------------------------
+
+
+def price_for(tier: Tier, organisation: Organisation, interval: str = Interval.YEAR) -> int | None:
+    """What ``tier`` costs ``organisation`` per ``interval``, in pence before VAT; None if no price applies
+    (no row for its type and size, or monthly billing on a tier paid only annually)."""
+    price = TierPrice.objects.filter(
+        tier=tier, organisation_type=organisation.organisation_type, size_band=organisation.size_band
+    ).first()
+    if price is None:
+        return None
+    if interval == Interval.MONTH:
+        return price.monthly_pence if tier.monthly_billing else None
+    return price.annual_pence
+
+
+def format_pence(pence: int) -> str:
+    """``123456`` as ``£1,234.56``: integer arithmetic, never a float."""
+    pounds, rest = divmod(pence, 100)
+    return f"£{pounds:,}.{rest:02d}"
+
+
+def billing_page_path(organisation: Organisation) -> str:
+    """The portal's billing page (``membership:billing``), spelt out: it is the contract with Stripe's
+    success and cancel URLs, which must not change with the URLconf."""
+    return f"/my/org/{organisation.slug}/billing/"
+
+
+def billing_page_url(organisation: Organisation, query: str = "") -> str:
+    return f"{settings.SITE_URL}{billing_page_path(organisation)}{query}"
+
+
+# Starting a membership -----------------------------------------------------------------------------------------
+
+
+def start_card_checkout(organisation: Organisation, tier: Tier, interval: str, actor: User) -> str:
+    """Start paying for ``tier`` by card; returns the checkout URL to send the admin to.
+
+    Guarantees: only an admin (or staff) may; the organisation ends with at most one live subscription (a
+    card checkout it left unfinished is closed at Stripe and cancelled first, any other live subscription
+    refuses); the new subscription is ``pending`` until Stripe says it is paid, and exists only if Stripe
+    accepted the checkout: if Stripe is unreachable or refuses, ``MembershipError`` and nothing is written.
+    The Stripe customer, once Stripe has made it, is kept (it is real; the next attempt reuses it).
+    Demo mode returns the demo checkout's URL and calls no Stripe API.
+    """
+    _require_admin(organisation, actor)
+    amount = _price_or_refuse(tier, organisation, interval)
+    _abandon_unfinished_checkout(organisation, actor)
+    _refuse_if_member(organisation)  # before Stripe makes anything for a request that will be refused
+    demo = settings.DEMO_PAYMENTS
+    customer_id = None if demo else _ensure_customer(organisation)
+    product_id = None if demo else _ensure_product(tier)
+    with transaction.atomic():
+        organisation = _lock_for_new_subscription(organisation)
+        subscription = _create_pending(organisation, tier, actor, interval, amount, PaymentMethod.CARD)
+        if demo:
+            subscription.stripe_checkout_session_id = f"demo_cs_{subscription.pk}"
+            subscription.save(update_fields=["stripe_checkout_session_id"])
+            return demo_checkout_url(subscription)
+        session = _call(
+            lambda client: client.v1.checkout.sessions.create(
+                params=_checkout_params(subscription, customer_id, product_id),
+                options=stripe_api.options(f"checkout-session-sub-{subscription.pk}"),
+            )
+        )
+        subscription.stripe_checkout_session_id = session.id
+        subscription.save(update_fields=["stripe_checkout_session_id"])
+        return session.url
+
+
+def start_invoice_subscription(organisation: Organisation, tier: Tier, actor: User, po_number: str) -> Subscription:
+    """Start an annual membership paid by invoice (public bodies: bank transfer, 30 days, PO number on it).
+
+    Guarantees: as ``start_card_checkout`` for who may and for one live subscription; Stripe raises the
+    invoice (``collection_method=send_invoice``, due in 30 days, the PO number as a custom field on it and in
+    the subscription's description and metadata) and our ``Invoice`` row mirrors it, open, with Stripe's
+    hosted link. The subscription stays ``pending`` until the invoice is paid. Stripe failing writes nothing.
+    Demo mode writes the same rows with ``demo_`` ids and a link to the billing page.
+    """
+    _require_admin(organisation, actor)
+    po_number = po_number.strip()
+    if organisation.needs_purchase_order and not po_number:
+        raise MembershipError(f"{organisation}'s invoices must quote a purchase order number. Please add one.")
+    amount = _price_or_refuse(tier, organisation, Interval.YEAR)
+    _refuse_if_member(organisation)  # before Stripe makes anything for a request that will be refused
+    demo = settings.DEMO_PAYMENTS
+    customer_id = None if demo else _ensure_customer(organisation)
+    product_id = None if demo else _ensure_product(tier)
+    with transaction.atomic():
+        organisation = _lock_for_new_subscription(organisation)
+        subscription = _create_pending(
+            organisation, tier, actor, Interval.YEAR, amount, PaymentMethod.INVOICE, po_number=po_number
+        )
+        if demo:
+            subscription.stripe_subscription_id = f"demo_sub_{subscription.pk}"
+            subscription.save(update_fields=["stripe_subscription_id"])
+            first_invoice = _demo_invoice(subscription, status=Invoice.Status.OPEN)
+        else:
+            first_invoice = _create_invoiced_subscription(subscription, customer_id, product_id)
+        _sync_invoice(first_invoice, subscription)
+        return subscription
+
+
+def customer_portal_url(organisation: Organisation, return_url: str) -> str:
+    """A Stripe customer portal session for the organisation (change the card, cancel), returning to
+    ``return_url``. Demo mode has no portal: the billing page stands in."""
+    if settings.DEMO_PAYMENTS:
+        return billing_page_path(organisation)
+    if not organisation.stripe_customer_id:
+        raise MembershipError(f"{organisation} has no card payments set up yet.")
+    # Portal sessions are short-lived: a double click within the minute gets the same one, a later visit a new one.
+    key = f"portal-org-{organisation.pk}-{int(time.time()) // 60}"
+    session = _call(
+        lambda client: client.v1.billing_portal.sessions.create(
+            params={"customer": organisation.stripe_customer_id, "return_url": return_url},
+            options=stripe_api.options(key),
+        )
+    )
+    return session.url
+
+
+def _require_admin(organisation: Organisation, actor: User) -> None:
+    if actor.is_staff:
+        return  # the membership team acts for any organisation
+    membership = membership_of(organisation, actor)
+    if membership is None or not membership.is_admin:
+        raise MembershipError("Only an admin of this organisation can do that.")
+
+
+def _price_or_refuse(tier: Tier, organisation: Organisation, interval: str) -> int:
+    amount = price_for(tier, organisation, interval)
+    if amount is None:
+        label = "monthly" if interval == Interval.MONTH else "annual"
+        raise MembershipError(
+            f"{tier} has no {label} price for {organisation.get_organisation_type_display().lower()} "
+            f"organisations of {organisation.get_size_band_display()}. Please contact the membership team."
+        )
+    return amount
+
+
+def _refuse_if_member(organisation: Organisation) -> None:
+    live = Subscription.objects.live().filter(organisation=organisation).select_related("tier").first()
+    if live is not None:
+        raise MembershipError(
+            f"{organisation} already has a {live.tier} membership ({live.get_status_display().lower()}). "
+            "To change tier, use upgrade or switch on the billing page instead."
+        )
+
+
+def _lock_for_new_subscription(organisation: Organisation) -> Organisation:
+    """Lock the organisation, so two starts cannot both pass the check, and check again under the lock."""
+    organisation = Organisation.objects.select_for_update().get(pk=organisation.pk)
+    _refuse_if_member(organisation)
+    return organisation
+
+
+def _create_pending(
+    organisation: Organisation, tier: Tier, actor: User, interval: str, amount: int, method: str, po_number: str = ""
+) -> Subscription:
+    subscription = Subscription.objects.create(
+        organisation=organisation,
+        tier=tier,
+        status=Status.PENDING,
+        interval=interval,
+        payment_method=method,
+        amount_pence=amount,
+        po_number=po_number,
+    )
+    how = "by card" if method == PaymentMethod.CARD else f"by invoice{f' (PO {po_number})' if po_number else ''}"
+    record_audit(
+        _SUBSCRIPTION_ACTIONS[Status.PENDING],
+        f"{actor} started a {tier} membership for {organisation}, {format_pence(amount)} a {interval}, {how}",
+        actor=actor,
+        organisation=organisation,
+        changes={"status": [None, Status.PENDING], "tier": [None, tier.name], "amount_pence": [None, amount]},
+    )
+    return subscription
+
+
+def _abandon_unfinished_checkout(organisation: Organisation, actor: User) -> None:
+    """An admin who left a card checkout unfinished and starts again gets a fresh one. The old checkout is
+    closed at Stripe first, so it can no longer be paid; then its pending subscription is cancelled."""
+    with transaction.atomic():
+        unfinished = (
+            Subscription.objects.select_for_update()
+            .filter(organisation=organisation, status=Status.PENDING, payment_method=PaymentMethod.CARD)
+            .exclude(stripe_checkout_session_id=None)
+            .first()
+        )
+        if unfinished is None:
+            return
+        if not settings.DEMO_PAYMENTS:
+            _expire_checkout(unfinished)
+        _change_status(
+            unfinished, Status.CANCELLED, f"{actor} left the {unfinished.tier} checkout unfinished", actor=actor
+        )
+
+
+def _expire_checkout(subscription: Subscription) -> None:
+    session_id = subscription.stripe_checkout_session_id
+    session = _call(lambda client: client.v1.checkout.sessions.retrieve(session_id))
+    if session.status == "complete":
+        raise MembershipError("Your card payment is being confirmed. Please check the billing page in a minute.")
+    if session.status == "open":
+        _call(
+            lambda client: client.v1.checkout.sessions.expire(
+                session_id, options=stripe_api.options(f"checkout-expire-sub-{subscription.pk}")
+            )
+        )
+
+
+# Stripe objects we make ----------------------------------------------------------------------------------------
+
+
+def _call(operation: Callable[[stripe.StripeClient], Any]) -> Any:
+    """Run one Stripe call for a member's request. Stripe unreachable or refusing becomes a MembershipError,
+    which rolls back the caller's transaction; the detail goes to the log, not to the member."""
+    try:
+        return operation(stripe_api.client())
+    except stripe.StripeError as error:
+        logger.warning("Stripe call failed: %s", error)
+        raise MembershipError(UNAVAILABLE) from error
+
+
+def _ensure_customer(organisation: Organisation) -> str:
+    """The organisation's Stripe customer, made once. Committed on its own: once Stripe has made it, it is
+    real whatever happens next, and the key (from our id) returns the same customer to a retry."""
+    with transaction.atomic():
+        organisation = Organisation.objects.select_for_update().get(pk=organisation.pk)
+        if organisation.stripe_customer_id:
+            return organisation.stripe_customer_id
+        params = {"name": organisation.name, "metadata": {"organisation_id": str(organisation.pk)}}
+        if organisation.billing_email:
+            params["email"] = organisation.billing_email
+        customer = _call(
+            lambda client: client.v1.customers.create(
+                params=params, options=stripe_api.options(f"customer-org-{organisation.pk}")
+            )
+        )
+        organisation.stripe_customer_id = customer.id
+        organisation.save(update_fields=["stripe_customer_id"])
+        return customer.id
+
+
+def _ensure_product(tier: Tier) -> str:
+    """The tier's Stripe product, made once and named after it: prices are made per checkout from our price
+    matrix, and the product is how a subscription changed at Stripe is traced back to a tier."""
+    with transaction.atomic():
+        tier = Tier.objects.select_for_update().get(pk=tier.pk)
+        if tier.stripe_product_id:
+            return tier.stripe_product_id
+        product = _call(
+            lambda client: client.v1.products.create(
+                params={"name": tier.name, "metadata": {"tier_id": str(tier.pk)}},
+                options=stripe_api.options(f"product-tier-{tier.pk}"),
+            )
+        )
+        Tier.objects.filter(pk=tier.pk).update(stripe_product_id=product.id)
+        return product.id
+
+
+def _metadata(subscription: Subscription) -> dict[str, str]:
+    return {"subscription_id": str(subscription.pk), "organisation_id": str(subscription.organisation_id)}
+
+
+def _price_data(subscription: Subscription, product_id: str) -> dict:
+    return {
+        "currency": subscription.currency.lower(),
+        "unit_amount": subscription.amount_pence,
+        "recurring": {"interval": subscription.interval},
+        "product": product_id,
+        "tax_behavior": "exclusive",  # our prices are before VAT
+    }
+
+
+def _description(subscription: Subscription) -> str:
+    text = f"{subscription.tier} membership for {subscription.organisation}"
+    return f"{text}, PO {subscription.po_number}" if subscription.po_number else text
+
+
+def _checkout_params(subscription: Subscription, customer_id: str, product_id: str) -> dict:
+    organisation = subscription.organisation
+    return {
+        "mode": "subscription",
+        "customer": customer_id,
+        "client_reference_id": str(subscription.pk),
+        "line_items": [{"quantity": 1, "price_data": _price_data(subscription, product_id)}],
+        "metadata": _metadata(subscription),
+        # The Stripe subscription carries our ids too, so its own events (which may come before the
+        # checkout's) find our row.
+        "subscription_data": {"metadata": _metadata(subscription), "description": _description(subscription)},
+        "success_url": billing_page_url(organisation, "?checkout=success"),
+        "cancel_url": billing_page_url(organisation, "?checkout=cancelled"),
+    }
+
+
+def _create_invoiced_subscription(subscription: Subscription, customer_id: str, product_id: str) -> dict:
+    """Make the Stripe subscription that invoices yearly, and return its first invoice, finalised (open)."""
+    if subscription.po_number:
+        # Custom fields are the customer's: Stripe prints them on this invoice and on the renewals.
+        _call(
+            lambda client: client.v1.customers.update(
+                customer_id,
+                params={
+                    "invoice_settings": {"custom_fields": [{"name": "PO number", "value": subscription.po_number}]}
+                },
+                options=stripe_api.options(f"customer-po-sub-{subscription.pk}"),
+            )
+        )
+    created = _call(
+        lambda client: client.v1.subscriptions.create(
+            params={
+                "customer": customer_id,
+                "collection_method": "send_invoice",
+                "days_until_due": INVOICE_DAYS_UNTIL_DUE,
+                "items": [{"price_data": _price_data(subscription, product_id)}],
+                "description": _description(subscription),
+                "metadata": {**_metadata(subscription), "po_number": subscription.po_number},
+                "expand": ["latest_invoice"],
+            },
+            options=stripe_api.options(f"invoice-subscription-sub-{subscription.pk}"),
+        )
+    ).to_dict()
+    subscription.stripe_subscription_id = created["id"]
+    subscription.save(update_fields=["stripe_subscription_id"])
+    invoice = created["latest_invoice"]
+    if invoice["status"] == Invoice.Status.DRAFT:
+        invoice = _call(
+            lambda client: client.v1.invoices.finalize_invoice(
+                invoice["id"], options=stripe_api.options(f"invoice-sub-{subscription.pk}-first-finalise")
+            )
+        ).to_dict()
+    return invoice
+
+
+# Finance ---------------------------------------------------------------------------------------------------------
+
+
+def mark_invoice_paid_out_of_band(invoice: Invoice, actor: User, reference: str) -> Invoice:
+    """Finance records an invoice paid by bank transfer, quoting the payment's reference.
+
+    Guarantees: staff only; the invoice becomes paid (``paid_out_of_band``) once, however often this runs;
+    its subscription, if pending or unpaid, becomes active; both changes are audited. Outside demo mode Stripe
+    is told first (``invoices.pay`` with ``paid_out_of_band``), so it stops chasing; if Stripe cannot be told,
+    ``MembershipError`` and nothing is written.
+    """
+    if not actor.is_staff:
+        raise MembershipError("Only the membership team's finance staff can mark an invoice paid.")
+    reference = reference.strip()
+    if not reference:
+        raise MembershipError("Give the bank transfer's reference, so the payment can be traced.")
+    with transaction.atomic():
+        # Subscription first, then invoice: the order the webhook locks them in, so the two never deadlock.
+        subscription = _locked(invoice.subscription_id) if invoice.subscription_id else None
+        invoice = Invoice.objects.select_for_update().select_related("organisation").get(pk=invoice.pk)
+        if invoice.status == Invoice.Status.PAID:
+            return invoice
+        if invoice.status != Invoice.Status.OPEN:
+            raise MembershipError(f"Invoice {invoice} is {invoice.get_status_display().lower()}; it cannot be paid.")
+        _tell_stripe_paid_out_of_band(invoice)
+        _record_paid_out_of_band(invoice, actor, reference)
+        if subscription is not None:
+            _activate_after_payment(subscription, actor)
+        return invoice
+
+
+def _tell_stripe_paid_out_of_band(invoice: Invoice) -> None:
+    if settings.DEMO_PAYMENTS or not invoice.stripe_invoice_id:
+        return
+    _call(
+        lambda client: client.v1.invoices.pay(
+            invoice.stripe_invoice_id,
+            params={"paid_out_of_band": True},
+            options=stripe_api.options(f"invoice-paid-out-of-band-{invoice.pk}"),
+        )
+    )
+
+
+def _record_paid_out_of_band(invoice: Invoice, actor: User, reference: str) -> None:
+    before = invoice.status
+    invoice.status = Invoice.Status.PAID
+    invoice.paid_at = timezone.now()
+    invoice.paid_out_of_band = True
+    invoice.amount_paid_pence = invoice.amount_due_pence
+    invoice.save(update_fields=["status", "paid_at", "paid_out_of_band", "amount_paid_pence"])
+    record_audit(
+        "billing.invoice.paid_out_of_band",
+        f"{actor} recorded invoice {invoice} paid by bank transfer, reference {reference}",
+        actor=actor,
+        organisation=invoice.organisation,
+        changes={"status": [before, Invoice.Status.PAID], "reference": [None, reference]},
+    )
+
+
+def _activate_after_payment(subscription: Subscription, actor: User | None) -> None:
+    """Payment received outside Stripe: an unpaid subscription becomes active, with a first period if it has
+    none yet (Stripe's own period replaces it when its invoice.paid arrives)."""
+    if subscription.status not in (Status.PENDING, Status.PAST_DUE, Status.GRACE):
+        return
+    fields = {"grace_ends_at": None}
+    if subscription.current_period_start is None:
+        start = timezone.now()
+        fields.update(current_period_start=start, current_period_end=one_period_later(start, subscription.interval))
+    _change_status(subscription, Status.ACTIVE, f"{subscription.organisation} paid by bank transfer", actor, **fields)
+
+
+def one_period_later(moment: datetime, interval: str) -> datetime:
+    """The same day one month or one year on (the 31st falls back to the month's last day)."""
+    months = 12 if interval == Interval.YEAR else 1
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
+
+
+# Status changes --------------------------------------------------------------------------------------------------
+
+
+def _locked(subscription_id: int) -> Subscription:
+    return Subscription.objects.select_for_update().select_related("organisation", "tier").get(pk=subscription_id)
+
+
+def _change_status(subscription: Subscription, status: str, why: str, actor: User | None = None, **fields) -> None:
+    """Save the new status (and ``fields``) and audit it; the caller holds the row's lock."""
+    before = subscription.status
+    subscription.status = status
+    for name, value in fields.items():
+        setattr(subscription, name, value)
+    if status == Status.CANCELLED and subscription.ended_at is None:
+        subscription.ended_at = timezone.now()
+    subscription.save()
+    record_audit(
+        _SUBSCRIPTION_ACTIONS[status],
+        f"{subscription.organisation}'s {subscription.tier} membership is now "
+        f"{subscription.get_status_display().lower()}: {why}",
+        actor=actor,
+        organisation=subscription.organisation,
+        changes={"status": [before, status]},
+    )
+
+
+# Webhooks --------------------------------------------------------------------------------------------------------
+
+
+def receive_stripe_webhook(payload: bytes, signature: str | None) -> StripeEvent | None:
+    """Verify one delivery, record it in the ledger and act on it, all or nothing.
+
+    Guarantees: an unsigned, forged or stale delivery, or one with no secret configured, raises
+    ``InvalidWebhook`` and writes nothing. Each event id is acted on once: a repeat (however many, however
+    concurrent: the ledger's unique event id makes the second insert wait for the first and then fail)
+    returns None and changes nothing. A handler that raises rolls back the ledger row with its own changes,
+    so Stripe's redelivery is processed afresh. Unknown types are recorded and ignored: their ledger row
+    has no ``processed_at``.
+    """
+    event = _verified_event(payload, signature)
+    with transaction.atomic():
+        record, created = StripeEvent.objects.get_or_create(
+            event_id=event["id"],
+            defaults={"type": event["type"], "livemode": bool(event.get("livemode")), "payload": event},
+        )
+        if not created:
+            return None
+        if process_stripe_event(event):
+            record.processed_at = timezone.now()
+            record.save(update_fields=["processed_at"])
+        return record
+
+
+def _verified_event(payload: bytes, signature: str | None) -> dict:
+    secret = settings.STRIPE_WEBHOOK_SECRET
+    if not secret:
+        raise InvalidWebhook("no webhook secret is configured")
+    try:
+        stripe.WebhookSignature.verify_header(payload, signature, secret, WEBHOOK_TOLERANCE_SECONDS)
+        event = json.loads(payload)
+    except stripe.SignatureVerificationError as error:
+        raise InvalidWebhook("invalid signature") from error
+    except ValueError as error:  # not UTF-8, or not JSON
+        raise InvalidWebhook("unreadable body") from error
+    if not (isinstance(event, dict) and event.get("id") and event.get("type")):
+        raise InvalidWebhook("not a Stripe event")
+    if not isinstance((event.get("data") or {}).get("object"), dict):
+        raise InvalidWebhook("not a Stripe event")
+    return event
+
+
+def process_stripe_event(event: dict) -> bool:
+    """Bring our rows in line with the current state of the object ``event`` is about; False for a type we
+    do not handle.
+
+    The event is only a trigger: its object may be stale (events come late, twice, out of order), so each
+    handler finds our row from the object's ids, locks it, re-reads the object from Stripe and syncs from
+    that. In demo mode there is no Stripe to re-read and the event's own, fully expanded object is used.
+    """
+    handler = _HANDLERS.get(event["type"])
+    if handler is None:
+        return False
+    handler(event["data"]["object"])
+    return True
+
+
+def _retrieve(kind: str, object_id: str) -> dict:
+    client = stripe_api.client()
+    if kind == "subscription":
+        # With its latest invoice: "active" alone does not say paid (an invoiced subscription is active at once).
+        found = client.v1.subscriptions.retrieve(object_id, params={"expand": ["latest_invoice"]})
+    elif kind == "invoice":
+        found = client.v1.invoices.retrieve(object_id)
+    else:
+        found = client.v1.checkout.sessions.retrieve(object_id)
+    return found.to_dict()
+
+
+def _current(kind: str, reference: str | dict) -> dict:
+    """The object's state now: re-read from Stripe. In demo mode, the demo event's own copy (see the module's
+    docstring): demo events always carry objects whole, so an id alone is a bug there."""
+    if settings.DEMO_PAYMENTS:
+        if not isinstance(reference, dict):
+            raise ValueError(f"the demo event did not carry the {kind} {reference}")
+        return reference
+    return _retrieve(kind, _id(reference))
+
+
+def _id(reference: str | dict | None) -> str | None:
+    return reference.get("id") if isinstance(reference, dict) else reference
+
+
+def _our_subscription(stripe_subscription_id: str | None, metadata: dict | None) -> Subscription | None:
+    """Our row for a Stripe subscription: by its id, or, before the id is linked (Stripe's events come in any
+    order), by the subscription id we put in its metadata."""
+    if stripe_subscription_id:
+        found = Subscription.objects.filter(stripe_subscription_id=stripe_subscription_id).first()
+        if found is not None:
+            return found
+    ours = (metadata or {}).get("subscription_id")
+    if not (ours and str(ours).isdigit()):
+        return None
+    return Subscription.objects.filter(pk=int(ours), stripe_subscription_id=None).first()
+
+
+def _on_checkout_completed(session: dict) -> None:
+    subscription = Subscription.objects.filter(stripe_checkout_session_id=session["id"]).first()
+    if subscription is None:
+        logger.warning("Checkout %s is not one of ours", session["id"])
+        return
+    subscription = _locked(subscription.pk)
+    session = _current("session", session)
+    if session.get("status") != "complete" or not session.get("subscription"):
+        return
+    _remember_customer(subscription.organisation, session.get("customer"))
+    _sync_subscription(subscription, _current("subscription", session["subscription"]))
+
+
+def _on_checkout_expired(session: dict) -> None:
+    subscription = Subscription.objects.filter(stripe_checkout_session_id=session["id"]).first()
+    if subscription is None:
+        return
+    subscription = _locked(subscription.pk)
+    if _current("session", session).get("status") == "expired" and subscription.status == Status.PENDING:
+        _change_status(subscription, Status.CANCELLED, "the checkout closed unpaid")
+
+
+def _remember_customer(organisation: Organisation, customer: str | dict | None) -> None:
+    customer_id = _id(customer)
+    if customer_id and not organisation.stripe_customer_id and not settings.DEMO_PAYMENTS:
+        Organisation.objects.filter(pk=organisation.pk, stripe_customer_id=None).update(stripe_customer_id=customer_id)
+
+
+def _invoice_subscription(invoice: dict) -> tuple[str | dict | None, dict]:
+    """The subscription an invoice bills, and that subscription's metadata as the invoice copied it."""
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    # ``invoice.subscription``: API versions before 2025-03-31 kept it there.
+    return details.get("subscription") or invoice.get("subscription"), details.get("metadata") or {}
+
+
+def _on_invoice_paid(invoice: dict) -> None:
+    _on_invoice(invoice, failed=False)
+
+
+def _on_invoice_payment_failed(invoice: dict) -> None:
+    _on_invoice(invoice, failed=True)
+
+
+def _on_invoice(invoice: dict, *, failed: bool) -> None:
+    reference, metadata = _invoice_subscription(invoice)
+    subscription = _our_subscription(_id(reference), metadata)
+    if subscription is None:
+        logger.info("Invoice %s is not for one of our subscriptions", invoice.get("id"))
+        return
+    subscription = _locked(subscription.pk)
+    invoice = _current("invoice", invoice)
+    _sync_invoice(invoice, subscription)
+    stripe_subscription = _current("subscription", reference)
+    # A failure of the subscription's latest invoice, still unpaid now, means unpaid whatever the status says.
+    unpaid = (
+        failed and invoice.get("status") == "open" and _id(stripe_subscription.get("latest_invoice")) == invoice["id"]
+    )
+    before = subscription.status
+    _sync_subscription(subscription, stripe_subscription, unpaid=unpaid)
+    if subscription.status == Status.PAST_DUE and before != Status.PAST_DUE:
+        _queue_payment_failed_notice(subscription)
+
+
+def _on_subscription_changed(data: dict) -> None:
+    subscription = _our_subscription(data["id"], data.get("metadata"))
+    if subscription is None:
+        logger.info("Stripe subscription %s is not one of ours", data["id"])
+        return
+    subscription = _locked(subscription.pk)
+    _sync_subscription(subscription, _current("subscription", data))
+
+
+_HANDLERS: dict[str, Callable[[dict], None]] = {
+    "checkout.session.completed": _on_checkout_completed,
+    "checkout.session.expired": _on_checkout_expired,
+    "invoice.paid": _on_invoice_paid,
+    "invoice.payment_failed": _on_invoice_payment_failed,
+    "customer.subscription.updated": _on_subscription_changed,
+    "customer.subscription.deleted": _on_subscription_changed,
+}
+
+
+def _queue_payment_failed_notice(subscription: Subscription) -> None:
+    # The renewals work owns this e-mail; without it (not deployed yet), the status change still stands.
+    try:
+        from membership.tasks import send_payment_failed_notice
+    except ImportError:
+        logger.warning("No payment-failed notice task: none queued for subscription %s", subscription.pk)
+        return
+    queue_on_commit(send_payment_failed_notice, subscription.pk)
+
+
+# Syncing from Stripe's state -------------------------------------------------------------------------------------
+
+
+def next_status(current: str, stripe_subscription: dict, *, unpaid: bool = False) -> str:
+    """Our status for a subscription Stripe now describes as ``stripe_subscription``; ``unpaid`` when its
+    latest invoice just failed.
+
+    Ended memberships stay ended. Becoming active needs the latest invoice paid (an invoiced subscription is
+    "active" at Stripe from the start). A pending membership never becomes past due (it has no benefits to
+    keep), and one in grace stays there: the renewals job moved it on and only a payment brings it back.
+    """
+    target = _FROM_STRIPE.get(stripe_subscription.get("status"))
+    if target == Status.ACTIVE and unpaid:
+        target = Status.PAST_DUE
+    if current in _FINAL_SUBSCRIPTION or target is None:
+        return current
+    if target == Status.ACTIVE and current != Status.ACTIVE and not _latest_invoice_paid(stripe_subscription):
+        return current
+    if target == Status.PAST_DUE and current in (Status.PENDING, Status.GRACE):
+        return current
+    return target
+
+
+def _latest_invoice_paid(stripe_subscription: dict) -> bool:
+    latest = stripe_subscription.get("latest_invoice")
+    return isinstance(latest, dict) and latest.get("status") == Invoice.Status.PAID
+
+
+def _sync_subscription(subscription: Subscription, data: dict, *, unpaid: bool = False) -> None:
+    """Copy Stripe's current state onto our locked row; audit a status change, and a change of terms."""
+    if subscription.status in _FINAL_SUBSCRIPTION:
+        return
+    subscription.stripe_subscription_id = subscription.stripe_subscription_id or data["id"]
+    terms_before = {field: getattr(subscription, field) for field in _TERMS}
+    _copy_terms(subscription, data)
+    _copy_period(subscription, data)
+    target = next_status(subscription.status, data, unpaid=unpaid)
+    if target == subscription.status:
+        subscription.save()
+    else:
+        _change_status(subscription, target, f"Stripe says {data.get('status')}", **_status_fields(target, data))
+    _audit_terms(subscription, terms_before)
+
+
+def _status_fields(target: str, data: dict) -> dict:
+    if target == Status.CANCELLED:
+        return {"ended_at": _when(data.get("ended_at"))}  # None: _change_status uses now
+    if target == Status.ACTIVE:
+        return {"grace_ends_at": None}  # paid: any grace period is over
+    return {}
+
+
+def _first_item(data: dict) -> dict:
+    items = (data.get("items") or {}).get("data") or []
+    return items[0] if items else {}
+
+
+def _copy_terms(subscription: Subscription, data: dict) -> None:
+    price = _first_item(data).get("price") or {}
+    tier = Tier.objects.filter(stripe_product_id=_id(price.get("product"))).first() if price.get("product") else None
+    if tier is not None:
+        subscription.tier = tier
+    if price.get("unit_amount") is not None:
+        subscription.amount_pence = price["unit_amount"]  # Stripe's minor units are our pence
+    interval = (price.get("recurring") or {}).get("interval")
+    if interval in Interval.values:
+        subscription.interval = interval
+    subscription.cancel_at_period_end = bool(data.get("cancel_at_period_end"))
+
+
+def _copy_period(subscription: Subscription, data: dict) -> None:
+    # Stripe keeps the period on the item since API version 2025-03-31; on the subscription before that.
+    item = _first_item(data)
+    start = item.get("current_period_start") or data.get("current_period_start")
+    end = item.get("current_period_end") or data.get("current_period_end")
+    if start and end:
+        subscription.current_period_start, subscription.current_period_end = _when(start), _when(end)
+
+
+def _audit_terms(subscription: Subscription, before: dict) -> None:
+    changes = {
+        field.removesuffix("_id"): [before[field], getattr(subscription, field)]
+        for field in _TERMS
+        if before[field] != getattr(subscription, field)
+    }
+    if "tier" in changes:
+        changes["tier"] = [Tier.objects.get(pk=changes["tier"][0]).name, subscription.tier.name]
+    if changes:
+        record_audit(
+            "billing.subscription.updated",
+            f"{subscription.organisation}'s membership changed at Stripe: {', '.join(sorted(changes))}",
+            organisation=subscription.organisation,
+            changes=changes,
+        )
+
+
+def _when(timestamp: int | None) -> datetime | None:
+    return datetime.fromtimestamp(timestamp, tz=UTC) if timestamp else None
+
+
+def _sync_invoice(data: dict, subscription: Subscription) -> Invoice:
+    """Mirror one Stripe invoice in our row, made on first sight; audited when its status changes. Paid and
+    void are final: a stale copy never reopens them. The caller holds the subscription's lock."""
+    invoice = Invoice.objects.select_for_update().filter(stripe_invoice_id=data["id"]).first() or Invoice(
+        stripe_invoice_id=data["id"],
+        organisation=subscription.organisation,
+        subscription=subscription,
+        po_number=subscription.po_number,
+        status="",
+    )
+    before = invoice.status or None
+    status = before if before in _FINAL_INVOICE else data.get("status") or Invoice.Status.OPEN
+    _copy_invoice_fields(invoice, data)
+    invoice.status = status
+    if status == Invoice.Status.PAID and invoice.paid_at is None:
+        invoice.paid_at = _when((data.get("status_transitions") or {}).get("paid_at")) or timezone.now()
+    invoice.save()
+    if status != before:
+        record_audit(
+            _INVOICE_ACTIONS[status],
+            f"Invoice {invoice} for {format_pence(invoice.amount_due_pence)} is {invoice.get_status_display().lower()}",
+            organisation=invoice.organisation,
+            changes={"status": [before, status]},
+        )
+    return invoice
+
+
+def _copy_invoice_fields(invoice: Invoice, data: dict) -> None:
+    invoice.number = data.get("number") or invoice.number
+    invoice.amount_due_pence = data.get("amount_due") or 0
+    invoice.amount_paid_pence = max(data.get("amount_paid") or 0, invoice.amount_paid_pence)
+    invoice.currency = (data.get("currency") or "gbp").upper()
+    invoice.hosted_invoice_url = data.get("hosted_invoice_url") or invoice.hosted_invoice_url
+    invoice.invoice_pdf = data.get("invoice_pdf") or invoice.invoice_pdf
+    invoice.due_date = _when(data.get("due_date")) or invoice.due_date
+
+
+# The demo checkout: Stripe's part, played locally ----------------------------------------------------------------
+
+
+def demo_checkout_url(subscription: Subscription) -> str:
+    """The demo checkout's address: signed, naming the subscription and its organisation."""
+    token = signing.dumps({"s": subscription.pk, "o": subscription.organisation_id}, salt=DEMO_CHECKOUT_SALT)
+    return reverse("billing:demo_checkout", args=[token])
+
+
+def find_demo_checkout(token: str, user: User) -> Subscription | None:
+    """The card subscription a demo checkout link names, if demo mode is on, the signature holds and ``user``
+    is an admin of its organisation; otherwise None (the page answers 404)."""
+    if not settings.DEMO_PAYMENTS:
+        return None
+    try:
+        data = signing.loads(token, salt=DEMO_CHECKOUT_SALT)
+        subscription_id, organisation_id = int(data["s"]), int(data["o"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        return None
+    return (
+        Subscription.objects.select_related("organisation", "tier")
+        .filter(
+            pk=subscription_id,
+            organisation_id=organisation_id,
+            organisation__in=Organisation.objects.administered_by(user),
+            payment_method=PaymentMethod.CARD,
+        )
+        .first()
+    )
+
+
+def pay_demo_checkout(subscription: Subscription) -> None:
+    """Play Stripe after a card payment: sign ``checkout.session.completed``, then ``invoice.paid``, with the
+    webhook secret and hand them to ``receive_stripe_webhook``, the path real payments take. No card is
+    charged. The event ids come from the subscription, so paying twice changes nothing."""
+    _require_demo()
+    start = timezone.now()
+    paid = _demo_invoice(subscription, status=Invoice.Status.PAID, start=start)
+    session = {
+        "id": subscription.stripe_checkout_session_id,
+        "object": "checkout.session",
+        "mode": "subscription",
+        "status": "complete",
+        "payment_status": "paid",
+        "client_reference_id": str(subscription.pk),
+        "metadata": _metadata(subscription),
+        "customer": None,
+        "subscription": _demo_subscription(subscription, start, latest_invoice=paid),
+    }
+    _deliver_demo_event(f"evt_demo_checkout_{subscription.pk}", "checkout.session.completed", session)
+    _deliver_demo_event(f"evt_demo_invoice_paid_{subscription.pk}", "invoice.paid", paid)
+
+
+def cancel_demo_checkout(subscription: Subscription) -> None:
+    """Play Stripe when a checkout is left: the session expires, and its pending subscription is cancelled."""
+    _require_demo()
+    session = {"id": subscription.stripe_checkout_session_id, "object": "checkout.session", "status": "expired"}
+    _deliver_demo_event(f"evt_demo_checkout_expired_{subscription.pk}", "checkout.session.expired", session)
+
+
+def _require_demo() -> None:
+    if not settings.DEMO_PAYMENTS:
+        raise MembershipError("The demo checkout is only available when payments are in demo mode.")
+
+
+def _deliver_demo_event(event_id: str, event_type: str, obj: dict) -> None:
+    now = int(time.time())
+    event = {"id": event_id, "object": "event", "type": event_type, "created": now, "livemode": False}
+    payload = json.dumps({**event, "data": {"object": obj}})
+    header = stripe.WebhookSignature.generate_signature_header(payload, settings.STRIPE_WEBHOOK_SECRET, now)
+    receive_stripe_webhook(payload.encode(), header)
+
+
+def _demo_subscription(subscription: Subscription, start: datetime, *, latest_invoice: dict) -> dict:
+    """A Stripe-shaped subscription for the demo: active, with its first period and its latest invoice."""
+    invoiced = subscription.payment_method == PaymentMethod.INVOICE
+    return {
+        "id": subscription.stripe_subscription_id or f"demo_sub_{subscription.pk}",
+        "object": "subscription",
+        "status": "active",
+        "collection_method": "send_invoice" if invoiced else "charge_automatically",
+        "cancel_at_period_end": False,
+        "metadata": _metadata(subscription),
+        "latest_invoice": {"id": latest_invoice["id"], "object": "invoice", "status": latest_invoice["status"]},
+        "items": {
+            "object": "list",
+            "data": [
+                {
+                    "current_period_start": int(start.timestamp()),
+                    "current_period_end": int(one_period_later(start, subscription.interval).timestamp()),
+                    "price": {
+                        "unit_amount": subscription.amount_pence,
+                        "currency": subscription.currency.lower(),
+                        "recurring": {"interval": subscription.interval},
+                        "product": subscription.tier.stripe_product_id,
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _demo_invoice(subscription: Subscription, *, status: str, start: datetime | None = None) -> dict:
+    """A Stripe-shaped invoice for the demo; its hosted page is the organisation's billing page."""
+    start = start or timezone.now()
+    paid = status == Invoice.Status.PAID
+    invoice = {
+        "id": f"demo_in_{subscription.pk}",
+        "object": "invoice",
+        "status": status,
+        "number": f"DEMO-{subscription.pk:05d}",
+        "amount_due": subscription.amount_pence,
+        "amount_paid": subscription.amount_pence if paid else 0,
+        "currency": subscription.currency.lower(),
+        "hosted_invoice_url": billing_page_url(subscription.organisation),
+        "due_date": None if paid else int((start + timedelta(days=INVOICE_DAYS_UNTIL_DUE)).timestamp()),
+        "status_transitions": {"paid_at": int(start.timestamp()) if paid else None},
+    }
+    stripe_subscription = subscription.stripe_subscription_id or f"demo_sub_{subscription.pk}"
+    if paid:  # carried whole: in demo mode the event's copy is the current state
+        stripe_subscription = _demo_subscription(subscription, start, latest_invoice=invoice)
+    details = {"subscription": stripe_subscription, "metadata": _metadata(subscription)}
+    invoice["parent"] = {"type": "subscription_details", "subscription_details": details}
+    return invoice

@@ -1,0 +1,416 @@
+"""Starting a membership: card checkout, invoices for public bodies, finance's bank transfers, the demo checkout."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from membership import billing
+from membership.models import (
+    AuditEntry,
+    Invoice,
+    Organisation,
+    OrganisationMember,
+    OrganisationType,
+    StripeEvent,
+    Subscription,
+)
+from membership.services import MembershipError
+from tests import factories
+from tests.fake_stripe import FakeStripe, signed_event
+from tests.membership.conftest import WEBHOOK_SECRET
+
+Status = Subscription.Status
+YEAR, MONTH = Subscription.Interval.YEAR, Subscription.Interval.MONTH
+
+
+def keys(fake: FakeStripe) -> list[tuple[str, str | None]]:
+    """Each call that changed something at Stripe, with its idempotency key."""
+    return [(r.path, r.idempotency_key) for r in fake.requests if r.method == "POST"]
+
+
+def actions(organisation: Organisation) -> list[str]:
+    return list(AuditEntry.objects.filter(organisation=organisation).order_by("id").values_list("action", flat=True))
+
+
+@pytest.fixture
+def council(db):
+    """A public body: pays by invoice, and every invoice must quote its purchase order."""
+    user = factories.make_user("procurement@gateshead.example")
+    organisation = factories.make_organisation(
+        "Gateshead Council", organisation_type=OrganisationType.PUBLIC_SECTOR, needs_purchase_order=True
+    )
+    factories.add_member(organisation, user, OrganisationMember.Role.ADMIN)
+    return organisation
+
+
+def council_admin(council) -> object:
+    return council.memberships.get().user
+
+
+@pytest.fixture
+def demo(settings):
+    """Demo mode, with a fake Stripe listening only to prove that nothing calls it."""
+    fake = FakeStripe().start()
+    settings.DEMO_PAYMENTS = True
+    settings.STRIPE_SECRET_KEY = ""
+    settings.STRIPE_WEBHOOK_SECRET = "whsec_demo_for_tests"
+    settings.STRIPE_API_BASE = fake.url
+    yield fake
+    fake.stop()
+
+
+# Card checkout --------------------------------------------------------------------------------------------------
+
+
+def test_it_sends_the_admin_to_stripe_checkout_for_a_pending_subscription(
+    fake_stripe, robotics, growth, billing_admin, settings
+):
+    url = billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+
+    subscription = Subscription.objects.get(organisation=robotics)
+    session = fake_stripe.get(subscription.stripe_checkout_session_id)
+    robotics.refresh_from_db()
+    growth.refresh_from_db()
+    assert url == session["url"]
+    assert (subscription.status, subscription.payment_method, subscription.amount_pence) == ("pending", "card", 120_000)
+    assert session["mode"] == "subscription"
+    assert session["customer"] == robotics.stripe_customer_id
+    assert session["client_reference_id"] == str(subscription.pk)
+    assert session["metadata"] == {"subscription_id": str(subscription.pk), "organisation_id": str(robotics.pk)}
+    assert session["line_items"] == [
+        {
+            "quantity": "1",
+            "price_data": {
+                "currency": "gbp",
+                "unit_amount": "120000",
+                "recurring": {"interval": "year"},
+                "product": growth.stripe_product_id,
+                "tax_behavior": "exclusive",
+            },
+        }
+    ]
+    assert fake_stripe.get(growth.stripe_product_id)["name"] == "Growth"
+    assert session["success_url"] == f"{settings.SITE_URL}/my/org/tyne-robotics/billing/?checkout=success"
+    assert session["cancel_url"] == f"{settings.SITE_URL}/my/org/tyne-robotics/billing/?checkout=cancelled"
+    assert fake_stripe.get(robotics.stripe_customer_id)["email"] == "accounts@tyne-robotics.example"
+    entry = AuditEntry.objects.get(action="billing.subscription.pending")
+    assert (entry.actor, entry.changes["status"]) == (billing_admin, [None, "pending"])
+
+
+def test_monthly_billing_uses_the_monthly_price(fake_stripe, robotics, growth, billing_admin):
+    billing.start_card_checkout(robotics, growth, MONTH, billing_admin)
+
+    subscription = Subscription.objects.get(organisation=robotics)
+    price = fake_stripe.get(subscription.stripe_checkout_session_id)["line_items"][0]["price_data"]
+    assert (subscription.amount_pence, subscription.interval) == (11_000, "month")
+    assert (price["unit_amount"], price["recurring"]) == ("11000", {"interval": "month"})
+
+
+def test_outgoing_calls_carry_idempotency_keys_made_from_our_ids(fake_stripe, robotics, growth, billing_admin):
+    billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+
+    subscription = Subscription.objects.get(organisation=robotics)
+    assert keys(fake_stripe) == [
+        ("/v1/customers", f"customer-org-{robotics.pk}"),
+        ("/v1/products", f"product-tier-{growth.pk}"),
+        ("/v1/checkout/sessions", f"checkout-session-sub-{subscription.pk}"),
+    ]
+
+
+def test_it_refuses_an_organisation_that_is_already_a_member(fake_stripe, robotics, growth, scale, billing_admin):
+    Subscription.objects.create(organisation=robotics, tier=growth, status=Status.ACTIVE, amount_pence=120_000)
+
+    with pytest.raises(MembershipError, match=r"already has a Growth membership.*upgrade or switch"):
+        billing.start_card_checkout(robotics, scale, YEAR, billing_admin)
+
+    assert Subscription.objects.filter(organisation=robotics).count() == 1
+    assert fake_stripe.requests == []
+
+
+@pytest.mark.parametrize(
+    ("organisation_type", "tier_name", "interval", "message"),
+    [
+        (OrganisationType.CHARITY, "growth", YEAR, "no annual price for charity organisations"),
+        (OrganisationType.SME, "scale", MONTH, "no monthly price"),  # Scale is billed annually only
+    ],
+)
+def test_it_refuses_a_tier_with_no_price_for_the_organisation(
+    fake_stripe, robotics, growth, scale, billing_admin, organisation_type, tier_name, interval, message
+):
+    robotics.organisation_type = organisation_type
+    robotics.save()
+    tier = {"growth": growth, "scale": scale}[tier_name]
+
+    with pytest.raises(MembershipError, match=message):
+        billing.start_card_checkout(robotics, tier, interval, billing_admin)
+
+    assert not Subscription.objects.exists()
+    assert fake_stripe.requests == []
+
+
+def test_only_an_admin_can_start_paying(fake_stripe, robotics, growth):
+    colleague = factories.make_user("intern@tyne-robotics.example")
+    factories.add_member(robotics, colleague)
+
+    with pytest.raises(MembershipError, match="Only an admin"):
+        billing.start_card_checkout(robotics, growth, YEAR, colleague)
+
+    assert not Subscription.objects.exists()
+
+
+def test_stripe_unreachable_at_checkout_gives_a_clear_message_and_writes_nothing(
+    fake_stripe, robotics, growth, billing_admin
+):
+    fake_stripe.stop()
+
+    with pytest.raises(MembershipError, match="Payments are not available just now"):
+        billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+
+    robotics.refresh_from_db()
+    assert not Subscription.objects.exists()
+    assert actions(robotics) == []
+    assert robotics.stripe_customer_id is None
+
+
+def test_stripe_failing_the_checkout_rolls_the_pending_subscription_back(fake_stripe, robotics, growth, billing_admin):
+    fake_stripe.fail(500, "/v1/checkout/sessions")
+
+    with pytest.raises(MembershipError, match="Payments are not available just now"):
+        billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+
+    assert not Subscription.objects.exists()
+    assert actions(robotics) == []
+    # The customer Stripe did make is kept, and the next attempt uses it rather than making another.
+    fake_stripe.recover()
+    billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+    assert len(fake_stripe.calls("POST", "/v1/customers")) == 1
+    assert Subscription.objects.get(organisation=robotics).status == Status.PENDING
+
+
+def test_starting_again_closes_the_unfinished_checkout_first(fake_stripe, robotics, growth, scale, billing_admin):
+    billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+    first = Subscription.objects.get(organisation=robotics)
+
+    billing.start_card_checkout(robotics, scale, YEAR, billing_admin)
+
+    first.refresh_from_db()
+    assert fake_stripe.get(first.stripe_checkout_session_id)["status"] == "expired"
+    assert (
+        f"/v1/checkout/sessions/{first.stripe_checkout_session_id}/expire",
+        f"checkout-expire-sub-{first.pk}",
+    ) in keys(fake_stripe)
+    assert first.status == Status.CANCELLED
+    assert Subscription.objects.live().get(organisation=robotics).tier == scale
+
+
+def test_a_checkout_paid_but_not_yet_confirmed_is_not_replaced(
+    fake_stripe, paid_checkout, robotics, scale, billing_admin
+):
+    with pytest.raises(MembershipError, match="being confirmed"):
+        billing.start_card_checkout(robotics, scale, YEAR, billing_admin)
+
+    paid_checkout.subscription.refresh_from_db()
+    assert paid_checkout.subscription.status == Status.PENDING
+
+
+def test_the_customer_portal_is_a_stripe_session_for_the_organisation(fake_stripe, paid_checkout, robotics):
+    robotics.refresh_from_db()
+    url = billing.customer_portal_url(robotics, "https://members.example/my/org/tyne-robotics/billing/")
+
+    call = fake_stripe.calls("POST", "/v1/billing_portal/sessions")[0]
+    assert url.startswith("https://billing.stripe.test/p/")
+    assert call.params == {
+        "customer": robotics.stripe_customer_id,
+        "return_url": "https://members.example/my/org/tyne-robotics/billing/",
+    }
+    assert re.fullmatch(rf"portal-org-{robotics.pk}-\d+", call.idempotency_key)
+
+
+# Invoices for public bodies -------------------------------------------------------------------------------------
+
+
+def test_a_public_body_is_invoiced_with_its_po_number_due_in_30_days(fake_stripe, council, growth):
+    subscription = billing.start_invoice_subscription(council, growth, council_admin(council), " PO-7781 ")
+
+    council.refresh_from_db()
+    created = fake_stripe.calls("POST", "/v1/subscriptions")[0].params
+    invoice = Invoice.objects.get(subscription=subscription)
+    stripe_invoice = fake_stripe.get(invoice.stripe_invoice_id)
+    assert (subscription.status, subscription.payment_method, subscription.po_number) == (
+        "pending",
+        "invoice",
+        "PO-7781",
+    )
+    assert subscription.stripe_subscription_id == stripe_invoice["parent"]["subscription_details"]["subscription"]
+    assert (created["collection_method"], created["days_until_due"]) == ("send_invoice", "30")
+    assert created["metadata"]["po_number"] == "PO-7781"
+    assert "PO PO-7781" in created["description"]
+    assert created["items"][0]["price_data"]["unit_amount"] == "120000"
+    assert stripe_invoice["custom_fields"] == [{"name": "PO number", "value": "PO-7781"}]
+    assert (invoice.status, invoice.po_number, invoice.amount_due_pence) == ("open", "PO-7781", 120_000)
+    assert invoice.hosted_invoice_url == stripe_invoice["hosted_invoice_url"]
+    assert invoice.due_date - timezone.now() > timedelta(days=29)
+    assert keys(fake_stripe) == [
+        ("/v1/customers", f"customer-org-{council.pk}"),
+        ("/v1/products", f"product-tier-{growth.pk}"),
+        (f"/v1/customers/{council.stripe_customer_id}", f"customer-po-sub-{subscription.pk}"),
+        ("/v1/subscriptions", f"invoice-subscription-sub-{subscription.pk}"),
+    ]
+    assert actions(council) == ["billing.subscription.pending", "billing.invoice.issued"]
+
+
+def test_an_invoice_needs_the_po_number_the_organisation_requires(fake_stripe, council, growth):
+    with pytest.raises(MembershipError, match="purchase order number"):
+        billing.start_invoice_subscription(council, growth, council_admin(council), "  ")
+
+    assert not Subscription.objects.exists()
+    assert fake_stripe.requests == []
+
+
+@pytest.fixture
+def invoiced(fake_stripe, council, growth) -> Invoice:
+    subscription = billing.start_invoice_subscription(council, growth, council_admin(council), "PO-7781")
+    return Invoice.objects.get(subscription=subscription)
+
+
+def test_finance_marking_an_invoice_paid_by_bank_transfer_activates_the_membership(
+    client, fake_stripe, invoiced, staff_user
+):
+    billing.mark_invoice_paid_out_of_band(invoiced, staff_user, "BACS 2231-77")
+
+    invoiced.refresh_from_db()
+    subscription = invoiced.subscription
+    subscription.refresh_from_db()
+    assert (invoiced.status, invoiced.paid_out_of_band, invoiced.amount_paid_pence) == ("paid", True, 120_000)
+    assert invoiced.paid_at is not None
+    assert subscription.status == Status.ACTIVE
+    assert subscription.current_period_end > timezone.now() + timedelta(days=364)
+    pay = fake_stripe.calls("POST", f"/v1/invoices/{invoiced.stripe_invoice_id}/pay")
+    assert [(c.params, c.idempotency_key) for c in pay] == [
+        ({"paid_out_of_band": "true"}, f"invoice-paid-out-of-band-{invoiced.pk}")
+    ]
+    paid = AuditEntry.objects.get(action="billing.invoice.paid_out_of_band")
+    assert (paid.actor, paid.changes) == (staff_user, {"status": ["open", "paid"], "reference": [None, "BACS 2231-77"]})
+    activated = AuditEntry.objects.get(action="billing.subscription.activated")
+    assert (activated.actor, activated.changes) == (staff_user, {"status": ["pending", "active"]})
+
+    # Marking it again, and Stripe's own invoice.paid that follows, change nothing more.
+    entries = AuditEntry.objects.count()
+    billing.mark_invoice_paid_out_of_band(invoiced, staff_user, "BACS 2231-77")
+    payload, signature = signed_event("invoice.paid", fake_stripe.get(invoiced.stripe_invoice_id), WEBHOOK_SECRET)
+    response = client.post(
+        "/billing/stripe/webhook/", payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=signature
+    )
+    assert response.status_code == 200
+    assert AuditEntry.objects.count() == entries
+    assert len(fake_stripe.calls("POST", "/v1/invoices")) == 1
+
+
+def test_only_staff_can_mark_an_invoice_paid(fake_stripe, invoiced, council):
+    with pytest.raises(MembershipError, match="finance"):
+        billing.mark_invoice_paid_out_of_band(invoiced, council_admin(council), "BACS 1")
+
+    invoiced.refresh_from_db()
+    assert invoiced.status == Invoice.Status.OPEN
+    assert not fake_stripe.calls("POST", "/v1/invoices")
+
+
+def test_when_stripe_cannot_be_told_the_invoice_stays_open(fake_stripe, invoiced, staff_user):
+    fake_stripe.fail(500)
+
+    with pytest.raises(MembershipError, match="Payments are not available"):
+        billing.mark_invoice_paid_out_of_band(invoiced, staff_user, "BACS 2231-77")
+
+    invoiced.refresh_from_db()
+    assert invoiced.status == Invoice.Status.OPEN
+    assert invoiced.subscription.status == Status.PENDING
+    assert not AuditEntry.objects.filter(action="billing.invoice.paid_out_of_band").exists()
+
+
+# The demo checkout ----------------------------------------------------------------------------------------------
+
+
+def test_the_demo_checkout_pays_through_the_webhook_path(client, demo, robotics, growth, billing_admin):
+    url = billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+    client.force_login(billing_admin)
+
+    page = client.get(url)
+    assert page.status_code == 200
+    assert "Demo payment: no card is charged" in page.text
+    assert "Pay (demo)" in page.text and "£1,200.00" in page.text
+
+    response = client.post(url, {"pay": "1"})
+
+    subscription = Subscription.objects.get(organisation=robotics)
+    assert response.status_code == 302
+    assert response["Location"] == "/my/org/tyne-robotics/billing/?checkout=success"
+    assert subscription.status == Status.ACTIVE
+    assert subscription.stripe_subscription_id == f"demo_sub_{subscription.pk}"
+    assert subscription.current_period_end > timezone.now() + timedelta(days=364)
+    assert set(StripeEvent.objects.values_list("type", flat=True)) == {"checkout.session.completed", "invoice.paid"}
+    assert Invoice.objects.get(subscription=subscription).status == Invoice.Status.PAID
+    assert actions(robotics) == [
+        "billing.subscription.pending",
+        "billing.subscription.activated",
+        "billing.invoice.paid",
+    ]
+    assert demo.requests == []
+    # Paying again (a double click, the back button) changes nothing.
+    assert client.post(url, {"pay": "1"})["Location"] == "/my/org/tyne-robotics/billing/"
+    assert StripeEvent.objects.count() == 2
+
+
+def test_cancelling_the_demo_checkout_cancels_the_pending_subscription(client, demo, robotics, growth, billing_admin):
+    url = billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+    client.force_login(billing_admin)
+
+    response = client.post(url, {"cancel": "1"})
+
+    assert response["Location"] == "/my/org/tyne-robotics/billing/?checkout=cancelled"
+    assert Subscription.objects.get(organisation=robotics).status == Status.CANCELLED
+    assert StripeEvent.objects.get().type == "checkout.session.expired"
+
+
+def test_the_demo_checkout_is_not_found_for_anyone_but_the_organisations_admins(
+    client, demo, robotics, growth, billing_admin, org_admin, outsider
+):
+    url = billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+    colleague = factories.make_user("intern@tyne-robotics.example")
+    factories.add_member(robotics, colleague)
+
+    for user in (org_admin, colleague, outsider):  # another organisation's admin; a member; nobody's
+        client.force_login(user)
+        assert client.get(url).status_code == 404
+        assert client.post(url, {"pay": "1"}).status_code == 404
+    client.force_login(billing_admin)
+    assert client.get(url[:-3] + "xx/").status_code == 404  # a token that does not verify
+
+    assert Subscription.objects.get(organisation=robotics).status == Status.PENDING
+    assert not StripeEvent.objects.exists()
+
+
+def test_there_is_no_demo_checkout_once_stripe_is_configured(client, demo, robotics, growth, billing_admin, settings):
+    url = billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+    settings.DEMO_PAYMENTS = False
+    client.force_login(billing_admin)
+
+    assert client.get(url).status_code == 404
+    assert client.post(url, {"pay": "1"}).status_code == 404
+
+
+def test_a_demo_invoice_links_to_the_billing_page_and_finance_can_mark_it_paid(demo, council, growth, staff_user):
+    subscription = billing.start_invoice_subscription(council, growth, council_admin(council), "PO-1")
+    invoice = Invoice.objects.get(subscription=subscription)
+
+    assert invoice.stripe_invoice_id.startswith("demo_in_")
+    assert invoice.hosted_invoice_url.endswith("/my/org/gateshead-council/billing/")
+    assert invoice.status == Invoice.Status.OPEN
+
+    billing.mark_invoice_paid_out_of_band(invoice, staff_user, "BACS 9")
+
+    subscription.refresh_from_db()
+    assert subscription.status == Status.ACTIVE
+    assert demo.requests == []
+    assert billing.customer_portal_url(council, "unused") == "/my/org/gateshead-council/billing/"
