@@ -9,7 +9,7 @@ NAVIGATION = [
     ("Events", "cms:events"),
     ("Perks", "benefits:catalogue"),
     ("Directory", "cms:directory"),
-    ("Join", "membership:join"),
+    ("Join", "join"),
 ]
 
 

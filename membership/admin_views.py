@@ -23,7 +23,7 @@ from wagtail.admin.widgets.button import HeaderButton
 
 from membership import services
 from membership.admin_forms import FollowUpForm, NoteForm
-from membership.models import FollowUp, Organisation, OrganisationMember, Specialism, Subscription
+from membership.models import FollowUp, Invoice, Organisation, OrganisationMember, Specialism, Subscription
 
 ACTIVITY_PER_PAGE = 50
 MY_FOLLOW_UPS_SHOWN = 20
@@ -296,3 +296,45 @@ class MyFollowUpsPanel(Component):
             "total": len(shown) if len(shown) < MY_FOLLOW_UPS_SHOWN else mine.count(),
             "all_url": reverse("crm_follow_ups:index") + f"?assignee={self.user.pk}",
         }
+
+
+class MembershipPanel(Component):
+    """Members by tier and type, recurring revenue, renewals due and lapses, drawn as charts."""
+
+    name = "membership_dashboard"
+    template_name = "membership/admin/membership_panel.html"
+    order = 40
+
+    def get_context_data(self, parent_context) -> dict:
+        from membership.dashboard import membership_figures
+
+        return {"figures": membership_figures()}
+
+
+class MarkInvoicePaidView(WagtailAdminTemplateMixin, TemplateView):
+    """Finance records an invoice paid by bank transfer, with the payment's reference; needs change_invoice."""
+
+    template_name = "membership/admin/mark_invoice_paid.html"
+    page_title = "Record a bank transfer"
+
+    def dispatch(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.has_perm("membership.change_invoice"):
+            raise PermissionDenied
+        self.invoice = get_object_or_404(Invoice.objects.select_related("organisation"), pk=kwargs["pk"])
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs) -> dict:
+        return super().get_context_data(
+            **kwargs, invoice=self.invoice, reference=self.request.POST.get("reference", "")
+        )
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        from membership import billing
+
+        try:
+            billing.mark_invoice_paid_out_of_band(self.invoice, request.user, request.POST.get("reference", ""))
+        except services.MembershipError as error:
+            messages.error(request, str(error))
+            return self.render_to_response(self.get_context_data(), status=400)
+        messages.success(request, f"Invoice {self.invoice} is recorded as paid.")
+        return redirect("crm_invoices:index")

@@ -7,6 +7,8 @@ from django.core.validators import FileExtensionValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
+from modelcluster.fields import ParentalKey
+from modelcluster.models import ClusterableModel
 from taggit.managers import TaggableManager
 from taggit.models import TaggedItemBase
 
@@ -443,7 +445,7 @@ class FollowUp(models.Model):
         return not self.done and self.due_date < timezone.localdate()
 
 
-class Tier(models.Model):
+class Tier(ClusterableModel):
     """A level of membership: what it includes, how many people it seats, and its price matrix."""
 
     name = models.CharField(max_length=80, unique=True)
@@ -470,7 +472,7 @@ class Tier(models.Model):
 class TierPrice(models.Model):
     """What a tier costs an organisation of one type and size: integer pence, GBP, before VAT."""
 
-    tier = models.ForeignKey(Tier, on_delete=models.CASCADE, related_name="prices")
+    tier = ParentalKey(Tier, on_delete=models.CASCADE, related_name="prices")
     organisation_type = models.CharField(max_length=20, choices=OrganisationType.choices)
     size_band = models.CharField(max_length=10, choices=SizeBand.choices)
     annual_pence = models.PositiveIntegerField("annual price (pence, ex VAT)")

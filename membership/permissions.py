@@ -9,6 +9,10 @@ MEMBERSHIP_TEAM_PERMISSIONS = {
     "note": ["view", "add", "change"],
     "followup": ["view", "add", "change"],
     "specialism": ["view", "add", "change"],
+    "tier": ["view", "add", "change"],
+    "tierprice": ["view", "add", "change", "delete"],
+    "subscription": ["view"],
+    "invoice": ["view", "change"],
     # People and the audit trail change only through the services, so staff only read them here.
     "organisationmember": ["view"],
     "auditentry": ["view"],

@@ -1,13 +1,13 @@
 from django.urls import path
 
-from membership import views
+from membership import billing_views, views
 
 app_name = "membership"
 
 urlpatterns = [
     path("", views.portal, name="portal"),
     path("organisations/new/", views.create_organisation, name="create"),
-    path("join/", views.join, name="join"),
+    path("join/", views.join, name="ask_to_join"),
     path("invitations/<str:key>/", views.invitation, name="invitation"),
     path("org/<slug:slug>/", views.overview, name="overview"),
     path("org/<slug:slug>/profile/", views.profile, name="profile"),
@@ -30,4 +30,7 @@ urlpatterns = [
     ),
     path("org/<slug:slug>/join-requests/<int:pk>/", views.decide_join_request, name="decide_join_request"),
     path("org/<slug:slug>/leave/", views.leave, name="leave"),
+    path("org/<slug:slug>/billing/", billing_views.billing_page, name="billing"),
+    path("org/<slug:slug>/billing/start/", billing_views.start_membership, name="start_membership"),
+    path("org/<slug:slug>/billing/card/", billing_views.manage_card, name="manage_card"),
 ]

@@ -109,7 +109,7 @@ def join(request: HttpRequest) -> HttpResponse:
         organisation = next((o for o in matching if o.pk == form.cleaned_data["organisation"]), None)
         if organisation is None:
             messages.error(request, "You cannot ask to join that organisation with your verified addresses.")
-            return redirect("membership:join")
+            return redirect("membership:ask_to_join")
         try:
             services.request_to_join(organisation, request.user, form.cleaned_data["message"])
         except MembershipError as error:

@@ -6,9 +6,11 @@ e-mail address finds its row as soon as it is saved.
 
 from django.contrib.auth.models import Permission
 from django.forms import CheckboxSelectMultiple
-from django.urls import path
+from django.templatetags.static import static
+from django.urls import path, reverse
+from django.utils.html import format_html
 from wagtail import hooks
-from wagtail.admin.panels import FieldPanel, MultiFieldPanel, ObjectList, TitleFieldPanel
+from wagtail.admin.panels import FieldPanel, InlinePanel, MultiFieldPanel, ObjectList, TitleFieldPanel
 from wagtail.admin.ui.tables import Column, DateColumn, StatusTagColumn, TitleColumn
 from wagtail.admin.viewsets.base import ViewSetGroup
 from wagtail.admin.viewsets.model import ModelViewSet
@@ -17,7 +19,7 @@ from wagtail.admin.widgets.slug import SlugInput
 from membership import admin_views
 from membership.admin_filters import FollowUpFilterSet, OrganisationFilterSet, PeopleFilterSet
 from membership.admin_forms import OrganisationAdminForm, SlugFromNameForm
-from membership.models import FollowUp, Organisation, OrganisationMember, Specialism, Subscription
+from membership.models import FollowUp, Invoice, Organisation, OrganisationMember, Specialism, Subscription, Tier
 
 
 def _permissions(model_name: str, actions: list[str]):
@@ -307,11 +309,98 @@ class FollowUpViewSet(ReadOnlyListingViewSet):
         ]
 
 
+class TierViewSet(ModelViewSet):
+    """Membership tiers and their price matrix: what the Join page offers and what each organisation pays."""
+
+    model = Tier
+    name = "tiers"
+    url_prefix = "membership/tiers"
+    icon = "tag"
+    menu_label = "Tiers and prices"
+    add_to_reference_index = False
+    copy_view_enabled = False
+    list_display = [
+        TitleColumn("name", label="Tier", url_name="tiers:edit"),
+        Column("seat_limit", label="Seats", accessor=lambda t: t.seat_limit or "Unlimited"),
+        Column("is_public", label="On the Join page", accessor=lambda t: "Yes" if t.is_public else "No"),
+        Column("monthly_billing", label="Monthly", accessor=lambda t: "Yes" if t.monthly_billing else "No"),
+        "sort_order",
+    ]
+    edit_handler = ObjectList(
+        [
+            MultiFieldPanel(
+                [
+                    NameFieldPanel("name"),
+                    FieldPanel("slug", widget=SlugInput),
+                    FieldPanel("description"),
+                    FieldPanel("benefits"),
+                    FieldPanel("seat_limit"),
+                    FieldPanel("is_public"),
+                    FieldPanel("monthly_billing"),
+                    FieldPanel("sort_order"),
+                ],
+                heading="Tier",
+            ),
+            InlinePanel(
+                "prices",
+                heading="Price matrix (pence, before VAT; 20% VAT is added at payment)",
+                label="Price",
+                panels=[
+                    FieldPanel("organisation_type"),
+                    FieldPanel("size_band"),
+                    FieldPanel("annual_pence"),
+                    FieldPanel("monthly_pence"),
+                ],
+            ),
+        ]
+    )
+
+
+class InvoiceViewSet(ReadOnlyListingViewSet):
+    """Every invoice, for finance: open ones first; an open invoice can be recorded as paid by transfer."""
+
+    model = Invoice
+    name = "crm_invoices"
+    url_prefix = "membership/invoices"
+    icon = "doc-full"
+    menu_label = "Invoices"
+    ordering = ["-created_at"]
+    list_display = [
+        # An open invoice's number leads to recording its bank transfer.
+        TitleColumn(
+            "number",
+            label="Invoice",
+            accessor=str,
+            get_url=lambda i: (
+                reverse("crm_invoices:mark_paid", args=[i.pk]) if i.status == Invoice.Status.OPEN else None
+            ),
+        ),
+        Column("organisation", label="Organisation", accessor="organisation.name"),
+        Column("po_number", label="PO"),
+        Column("amount", label="Amount (pence)", accessor="amount_due_pence"),
+        Column("status", label="Status", accessor="get_status_display"),
+        DateColumn("due_date", label="Due"),
+    ]
+    list_filter = ["status", "paid_out_of_band"]
+    search_fields = ["number", "po_number", "organisation__name"]
+    search_backend_name = None
+    list_export = ["number", "organisation", "po_number", "amount_due_pence", "status", "due_date", "paid_at"]
+
+    def get_queryset(self, request):
+        return Invoice.objects.select_related("organisation")
+
+    def get_urlpatterns(self) -> list:
+        return [
+            *super().get_urlpatterns(),
+            path("<int:pk>/mark-paid/", admin_views.MarkInvoicePaidView.as_view(), name="mark_paid"),
+        ]
+
+
 class CRMGroup(ViewSetGroup):
     menu_label = "CRM"
     menu_icon = "clipboard-list"
     menu_order = 150
-    items = (OrganisationViewSet, PeopleViewSet, SpecialismViewSet, FollowUpViewSet)
+    items = (OrganisationViewSet, PeopleViewSet, SpecialismViewSet, FollowUpViewSet, TierViewSet, InvoiceViewSet)
 
 
 @hooks.register("register_admin_viewset")
@@ -323,6 +412,18 @@ def register_crm() -> ViewSetGroup:
 def register_crm_permissions():
     """Offer the note and audit-trail permissions in the group editor; they have no listing of their own."""
     return _permissions("note", ["view", "add", "change"]) | _permissions("auditentry", ["view"])
+
+
+@hooks.register("insert_global_admin_css")
+def membership_admin_css() -> str:
+    return format_html('<link rel="stylesheet" href="{}">', static("membership/admin.css"))
+
+
+@hooks.register("construct_homepage_panels")
+def add_membership_dashboard(request, panels: list) -> None:
+    # Revenue and renewals are for the team that sees subscriptions.
+    if request.user.has_perm("membership.view_subscription"):
+        panels.append(admin_views.MembershipPanel())
 
 
 @hooks.register("construct_homepage_panels")

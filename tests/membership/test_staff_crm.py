@@ -542,4 +542,6 @@ def test_it_grants_the_team_exactly_the_crm_permissions(db):
     codenames = set(group.permissions.values_list("codename", flat=True))
     assert {"view_organisation", "change_organisation", "add_note", "change_followup", "view_auditentry"} <= codenames
     assert "delete_organisation" not in codenames and "change_organisationmember" not in codenames
-    assert len(codenames) == 14
+    assert {"change_tier", "delete_tierprice", "view_subscription", "change_invoice"} <= codenames
+    assert "change_subscription" not in codenames  # subscriptions change only through billing
+    assert len(codenames) == 24

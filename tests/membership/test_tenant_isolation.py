@@ -20,11 +20,15 @@ from membership import services
 from membership.models import (
     AuditEntry,
     Invitation,
+    Invoice,
     JoinRequest,
     Organisation,
     OrganisationMember,
     OrganisationType,
     SizeBand,
+    Subscription,
+    Tier,
+    TierPrice,
 )
 from tests.factories import make_user
 
@@ -123,6 +127,11 @@ def world(db, settings) -> World:
     services.remove_member(OrganisationMember.objects.get(organisation=a.organisation, user=former), a.admin)
     assert Invitation.objects.pending().count() == 2
     assert JoinRequest.objects.filter(status=JoinRequest.Status.PENDING).count() == 2
+    # A tier either organisation could join, so joining is a real action to refuse.
+    growth = Tier.objects.create(name="Growth", slug="growth")
+    TierPrice.objects.create(
+        tier=growth, organisation_type=OrganisationType.SME, size_band=SizeBand.SMALL, annual_pence=90_000
+    )
     return World(a=a, b=b, outsider=outsider, a_former_member=former)
 
 
@@ -135,6 +144,8 @@ def snapshot() -> dict:
         "invitations": list(Invitation.objects.order_by("pk").values()),
         "join_requests": list(JoinRequest.objects.order_by("pk").values()),
         "audit_entries": AuditEntry.objects.count(),
+        "subscriptions": list(Subscription.objects.order_by("pk").values()),
+        "invoices": list(Invoice.objects.order_by("pk").values()),
         "users": list(User.objects.order_by("pk").values_list("pk", "email", "is_active")),
     }
 
@@ -220,6 +231,27 @@ ENDPOINTS = [
         lambda t: {"decision": "approve"},
     ),
     Endpoint("leave", lambda t: reverse("membership:leave", args=[t.slug]), lambda t: {}, admin_only=False),
+    Endpoint(
+        "billing",
+        lambda t: reverse("membership:billing", args=[t.slug]),
+        lambda t: {},
+        admin_only=False,
+        changes_state=False,
+    ),
+    Endpoint(
+        "start_membership",
+        lambda t: reverse("membership:start_membership", args=[t.slug]),
+        lambda t: {
+            "tier": Tier.objects.get(slug="growth").pk,
+            "interval": "year",
+            "payment_method": "invoice",
+            "po_number": "PO-1234",
+        },
+    ),
+    # In demo mode "change card" goes back to the billing page; it never changes anything here.
+    Endpoint(
+        "manage_card", lambda t: reverse("membership:manage_card", args=[t.slug]), lambda t: {}, changes_state=False
+    ),
 ]
 ADMIN_ENDPOINTS = [endpoint for endpoint in ENDPOINTS if endpoint.admin_only]
 INTRUDERS = ["b_admin", "b_member", "outsider", "a_former_member"]
@@ -345,11 +377,11 @@ def test_asking_to_join_an_organisation_whose_domain_you_have_not_verified_is_re
     before = snapshot()
 
     response = client.post(
-        reverse("membership:join"), {"organisation": world.b.organisation.pk, "message": "Let me in"}
+        reverse("membership:ask_to_join"), {"organisation": world.b.organisation.pk, "message": "Let me in"}
     )
 
     assert response.status_code == 302
-    assert response["Location"] == reverse("membership:join")
+    assert response["Location"] == reverse("membership:ask_to_join")
     assert _messages(response) == ["You cannot ask to join that organisation with your verified addresses."]
     assert not JoinRequest.objects.filter(user=user, organisation=world.b.organisation).exists()
     assert snapshot() == before
@@ -357,7 +389,7 @@ def test_asking_to_join_an_organisation_whose_domain_you_have_not_verified_is_re
 
 def test_the_join_page_offers_only_organisations_of_your_verified_domains(client, world):
     client.force_login(world.outsider)
-    response = client.get(reverse("membership:join"))
+    response = client.get(reverse("membership:ask_to_join"))
     assert response.status_code == 200
     for tenant in (world.a, world.b):
         assert tenant.organisation.name.encode() not in response.content

@@ -1,0 +1,166 @@
+"""The public Join page, the portal's membership page, the tier editor and the membership dashboard."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from membership.dashboard import membership_figures
+from membership.models import AuditEntry, Invoice, OrganisationMember, Subscription, Tier, TierPrice
+from membership.permissions import grant_membership_team_permissions
+from membership.templatetags.membership_tags import pounds
+from tests.factories import add_member, make_organisation, make_user
+
+Role = OrganisationMember.Role
+
+
+@pytest.fixture
+def tiers(db):
+    growth = Tier.objects.create(name="Growth", slug="growth", seat_limit=10, monthly_billing=True, sort_order=1)
+    patron = Tier.objects.create(name="Patron", slug="patron", is_public=False, sort_order=2)
+    TierPrice.objects.create(
+        tier=growth, organisation_type="sme", size_band="1-9", annual_pence=90_000, monthly_pence=8_300
+    )
+    TierPrice.objects.create(tier=growth, organisation_type="charity", size_band="1-9", annual_pence=45_000)
+    TierPrice.objects.create(tier=patron, organisation_type="sme", size_band="1-9", annual_pence=600_000)
+    return {"growth": growth, "patron": patron}
+
+
+def test_pounds_are_shown_from_integer_pence():
+    assert pounds(90_000) == "£900"
+    assert pounds(123_456) == "£1,234.56"
+    assert pounds(5) == "£0.05"
+
+
+def test_the_join_page_prices_tiers_for_the_visitors_organisation(client, tiers):
+    html = client.get("/join/").content.decode()
+    assert "Growth" in html and "£900" in html and "£83 a month" in html
+    assert "Patron" not in html  # not publicly listed
+    assert 'href="/accounts/signup/?next=/join/"' in html
+    html = client.get("/join/", {"organisation_type": "charity", "size_band": "1-9"}).content.decode()
+    assert "£450" in html and "£900" not in html
+    html = client.get("/join/", {"organisation_type": "corporate", "size_band": "250+"}).content.decode()
+    assert "Ask us for a price" in html
+
+
+def test_an_org_admin_is_offered_to_join_for_their_organisation(client, tiers):
+    admin = make_user("boss@tyne.example")
+    organisation = make_organisation("Tyne Analytics", organisation_type="charity", size_band="1-9")
+    add_member(organisation, admin, Role.ADMIN)
+    client.force_login(admin)
+    html = client.get("/join/").content.decode()
+    assert "£450" in html  # priced for their own organisation
+    assert f'action="/my/org/{organisation.slug}/billing/start/"' in html
+    Subscription.objects.create(organisation=organisation, tier=tiers["growth"], status="active", amount_pence=1)
+    html = client.get("/join/").content.decode()
+    assert "/billing/start/" not in html  # already a member: nothing to join
+
+
+def test_the_membership_page_shows_the_subscription_to_every_member(client, tiers):
+    organisation = make_organisation("Tyne Analytics")
+    member = make_user("mia@tyne.example")
+    add_member(organisation, member)
+    Subscription.objects.create(
+        organisation=organisation,
+        tier=tiers["growth"],
+        status="active",
+        amount_pence=90_000,
+        current_period_end=timezone.now() + timedelta(days=40),
+    )
+    client.force_login(member)
+    html = client.get(f"/my/org/{organisation.slug}/billing/").content.decode()
+    assert "Growth membership" in html and "£900 a year + VAT" in html and "Renews" in html
+    assert "Only your organisation's admins can change the membership." in html
+    assert "Change card or cancel" not in html
+    response = client.post(f"/my/org/{organisation.slug}/billing/card/")
+    assert response.status_code == 403
+
+
+def test_the_tier_editor_keeps_the_price_matrix(client, staff_user, tiers):
+    grant_membership_team_permissions(Group.objects.get(name="Membership team"))
+    client.force_login(staff_user)
+    response = client.get(f"/admin/membership/tiers/edit/{tiers['growth'].pk}/")
+    assert response.status_code == 200
+    assert "Price matrix" in response.content.decode()
+
+
+def test_the_dashboard_figures(tiers):
+    now = timezone.now()
+    orgs = [make_organisation(f"Org {i}") for i in range(5)]
+    growth = tiers["growth"]
+    Subscription.objects.create(
+        organisation=orgs[0], tier=growth, status="active", amount_pence=90_000,
+        current_period_start=now - timedelta(days=30), current_period_end=now + timedelta(days=20),
+        created_at=now - timedelta(days=400),
+    )  # fmt: skip
+    Subscription.objects.create(
+        organisation=orgs[1], tier=growth, status="grace", interval="month", amount_pence=8_300,
+        current_period_end=now - timedelta(days=2), created_at=now - timedelta(days=60),
+    )  # fmt: skip
+    Subscription.objects.create(
+        organisation=orgs[2], tier=growth, status="lapsed", amount_pence=90_000, ended_at=now - timedelta(days=10)
+    )
+    Subscription.objects.create(organisation=orgs[3], tier=growth, status="pending", amount_pence=90_000)
+
+    figures = membership_figures(now)
+    assert figures["members"] == 2  # active and in grace; pending and lapsed are not members
+    assert figures["arr"] == f"£{round((90_000 + 12 * 8_300) / 100):,}"
+    assert figures["renewals_due_count"] == 1
+    assert figures["lapsed_count"] == 1
+    assert figures["renewal_rate"] == 50  # one renewed, one lapsed in the last year
+    assert [bar.label for bar in figures["by_tier"]] == ["Growth"]
+
+
+def test_the_dashboard_is_on_the_admin_home_for_the_membership_team(
+    client, staff_user, tiers, django_assert_max_num_queries
+):
+    grant_membership_team_permissions(Group.objects.get(name="Membership team"))
+    client.force_login(staff_user)
+    html = client.get("/admin/").content.decode()
+    assert "annual recurring revenue" in html
+    assert "Active members by tier" in html
+
+
+@pytest.fixture
+def open_invoice(tiers):
+    organisation = make_organisation("Northumbria Coast Council", organisation_type="public_sector", size_band="250+")
+    subscription = Subscription.objects.create(
+        organisation=organisation, tier=tiers["growth"], status="pending", payment_method="invoice", amount_pence=90_000
+    )
+    return Invoice.objects.create(
+        organisation=organisation, subscription=subscription, number="NETN-0001", amount_due_pence=108_000,
+        po_number="PO-7788", status="open",
+    )  # fmt: skip
+
+
+def test_finance_records_a_bank_transfer_and_the_membership_starts(client, staff_user, open_invoice):
+    grant_membership_team_permissions(Group.objects.get(name="Membership team"))
+    client.force_login(staff_user)
+    listing = client.get("/admin/membership/invoices/").content.decode()
+    assert "NETN-0001" in listing and f"/admin/membership/invoices/{open_invoice.pk}/mark-paid/" in listing
+
+    url = f"/admin/membership/invoices/{open_invoice.pk}/mark-paid/"
+    response = client.post(url, {"reference": "  "})
+    assert response.status_code == 400
+    assert "Give the bank transfer" in response.content.decode()
+    open_invoice.refresh_from_db()
+    assert open_invoice.status == "open"
+
+    response = client.post(url, {"reference": "BACS 2026-11-20 NCC"})
+    assert response.status_code == 302
+    open_invoice.refresh_from_db()
+    assert (open_invoice.status, open_invoice.paid_out_of_band) == ("paid", True)
+    assert open_invoice.subscription.__class__.objects.get(pk=open_invoice.subscription_id).status == "active"
+    entry = AuditEntry.objects.get(action="billing.invoice.paid_out_of_band")
+    assert entry.actor == staff_user and "BACS 2026-11-20 NCC" in entry.summary
+
+
+def test_only_finance_may_record_a_bank_transfer(client, member, staff_user, open_invoice):
+    url = f"/admin/membership/invoices/{open_invoice.pk}/mark-paid/"
+    client.force_login(member)
+    assert client.post(url, {"reference": "x"}, follow=True).status_code == 403
+    client.force_login(staff_user)  # in the team, but without the invoice permissions
+    client.post(url, {"reference": "x"})
+    open_invoice.refresh_from_db()
+    assert open_invoice.status == "open"
