@@ -18,6 +18,7 @@ from accounts.models import User
 from membership.models import (
     DEFAULT_PUBLIC_FIELDS,
     FollowUp,
+    Invoice,
     Note,
     Organisation,
     OrganisationMember,
@@ -615,3 +616,30 @@ def seed_subscriptions(tiers: list[Tier]) -> None:
             )
         )
     Subscription.objects.bulk_create(rows, batch_size=5000)
+
+
+def seed_invoices() -> None:
+    """An invoice for every subscription's current period: paid for members, open for those awaiting payment."""
+    invoiced = set(Invoice.objects.values_list("subscription_id", flat=True))
+    rows = []
+    subscriptions = Subscription.objects.exclude(pk__in=invoiced).values_list(
+        "pk", "organisation_id", "status", "amount_pence", "po_number", "current_period_start"
+    )
+    for pk, organisation_id, status, amount, po_number, start in subscriptions.iterator(chunk_size=5000):
+        paid = status not in (Subscription.Status.PENDING, Subscription.Status.PAST_DUE)
+        with_vat = amount * 6 // 5  # 20% VAT, added at payment
+        rows.append(
+            Invoice(
+                organisation_id=organisation_id,
+                subscription_id=pk,
+                number=f"NETN-{pk:06d}",
+                status=Invoice.Status.PAID if paid else Invoice.Status.OPEN,
+                amount_due_pence=with_vat,
+                amount_paid_pence=with_vat if paid else 0,
+                po_number=po_number,
+                created_at=start or timezone.now(),
+                due_date=(start or timezone.now()) + timedelta(days=30),
+                paid_at=(start or timezone.now()) + timedelta(days=5) if paid else None,
+            )
+        )
+    Invoice.objects.bulk_create(rows, batch_size=5000)

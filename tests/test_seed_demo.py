@@ -6,6 +6,7 @@ from django.core.management import call_command
 from accounts.models import User
 from membership.models import (
     FollowUp,
+    Invoice,
     Note,
     Organisation,
     OrganisationMember,
@@ -25,6 +26,7 @@ MODELS = (
     Note,
     FollowUp,
     Organisation.specialisms.through,
+    Invoice,
     Subscription,
     Tier,
     TierPrice,

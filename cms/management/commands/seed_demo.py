@@ -5,7 +5,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.demo import DEMO_TOTP_SECRET, TEAM_GROUP, seed_staff
-from membership.demo import DEMO_PASSWORD, seed_organisations, seed_subscriptions, seed_tiers
+from membership.demo import DEMO_PASSWORD, seed_invoices, seed_organisations, seed_subscriptions, seed_tiers
 from membership.permissions import grant_membership_team_permissions
 
 
@@ -27,6 +27,7 @@ class Command(BaseCommand):
         # The first two on the team look after member organisations as their account managers.
         counts = seed_organisations(orgs, account_managers=team[:2], contacts=not without_contacts)
         seed_subscriptions(seed_tiers())
+        seed_invoices()
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: {counts['organisations']} organisations, {counts['contacts']} contacts."
