@@ -169,6 +169,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.purge_unverified_accounts",
         "schedule": crontab(hour=3, minute=15),
     },
+    # Grace periods, lapses, renewal reminders and card charge notices; every step is safe to run twice.
+    "run-renewal-jobs": {
+        "task": "membership.tasks.run_renewal_jobs",
+        "schedule": crontab(hour=6, minute=30),  # UK time (CELERY_TIMEZONE), before the working day
+    },
 }
 
 # E-mail: printed to the console unless an SMTP host is given.

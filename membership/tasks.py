@@ -54,3 +54,39 @@ def send_join_decision_email(join_request_id: int) -> None:
             "link": settings.SITE_URL + reverse("membership:portal"),
         },
     )
+
+
+# Renewals and lapses: the daily job and the billing e-mails it queues (see membership.renewals).
+
+
+@shared_task(acks_late=True)
+def run_renewal_jobs() -> dict[str, int]:
+    """The daily billing round: unpaid renewals into grace, expired grace to lapsed, then the e-mails ahead of
+    renewals. Safe to run twice; returns how many subscriptions each step acted on."""
+    from django.utils import timezone
+
+    from membership import renewals
+
+    now = timezone.now()
+    return {
+        "grace_started": renewals.start_grace_periods(now),
+        "lapsed": renewals.lapse_expired(now),
+        "renewal_reminders": renewals.send_renewal_reminders(now),
+        "charge_notices": renewals.send_charge_notices(now),
+    }
+
+
+# A send that failed (SMTP down: smtplib's errors are OSErrors) is retried; nothing was sent, so nothing doubles.
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_billing_email(subscription_id: int, kind: str) -> None:
+    from membership import renewals
+
+    renewals.send_billing_email(subscription_id, kind)
+
+
+@shared_task(acks_late=True)
+def send_payment_failed_notice(subscription_id: int) -> None:
+    """Queued on commit by the Stripe webhook once it has recorded a failed payment."""
+    from membership import renewals
+
+    renewals.send_payment_failed_notice(subscription_id)
