@@ -5,24 +5,13 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.journeys import header, log_in
 from tests.factories import PASSWORD, make_user
 
 # serialized_rollback restores the Wagtail pages the migrations created, which a transactional test flushes.
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 CONFIRM_LINK = re.compile(r"https?://\S+?/accounts/confirm-email/[^\s/]+/")
-
-
-def _header(page: Page):
-    return page.get_by_role("navigation", name="Main")
-
-
-def _log_in(page: Page, base_url: str, email: str, password: str) -> None:
-    page.goto(f"{base_url}/accounts/login/")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password:", exact=True).fill(password)
-    page.get_by_role("button", name="Sign In").click()
-    page.wait_for_load_state()
 
 
 def test_it_signs_up_verifies_logs_in_and_logs_out(page: Page, live_server, mailoutbox):
@@ -37,8 +26,8 @@ def test_it_signs_up_verifies_logs_in_and_logs_out(page: Page, live_server, mail
 
     # Verification comes first: the new member is not logged in yet.
     expect(page.get_by_role("heading", name="Verify Your Email Address")).to_be_visible()
-    expect(_header(page).get_by_role("link", name="Log in")).to_be_visible()
-    expect(_header(page).get_by_role("button", name="Log out")).to_have_count(0)
+    expect(header(page).get_by_role("link", name="Log in")).to_be_visible()
+    expect(header(page).get_by_role("button", name="Log out")).to_have_count(0)
 
     assert [message.to for message in mailoutbox] == [[email]]
     match = CONFIRM_LINK.search(mailoutbox[0].body)
@@ -51,28 +40,28 @@ def test_it_signs_up_verifies_logs_in_and_logs_out(page: Page, live_server, mail
     page.get_by_role("button", name="Confirm").click()
     expect(page.get_by_role("status")).to_contain_text(f"You have confirmed {email}.")
 
-    _log_in(page, live_server.url, email, password)
-    expect(_header(page).get_by_role("button", name="Log out")).to_be_visible()
-    expect(_header(page).get_by_role("link", name="My account")).to_be_visible()
-    expect(_header(page).get_by_role("link", name="Log in")).to_have_count(0)
+    log_in(page, live_server.url, email, password)
+    expect(header(page).get_by_role("button", name="Log out")).to_be_visible()
+    expect(header(page).get_by_role("link", name="My account")).to_be_visible()
+    expect(header(page).get_by_role("link", name="Log in")).to_have_count(0)
 
-    _header(page).get_by_role("button", name="Log out").click()
-    expect(_header(page).get_by_role("link", name="Log in")).to_be_visible()
-    expect(_header(page).get_by_role("button", name="Log out")).to_have_count(0)
-    expect(_header(page).get_by_role("link", name="My account")).to_have_count(0)
+    header(page).get_by_role("button", name="Log out").click()
+    expect(header(page).get_by_role("link", name="Log in")).to_be_visible()
+    expect(header(page).get_by_role("button", name="Log out")).to_have_count(0)
+    expect(header(page).get_by_role("link", name="My account")).to_have_count(0)
 
 
 def test_the_failed_login_limit_is_explained_in_the_browser(page: Page, live_server):
     user = make_user("member@tyne-analytics.example")
 
     for _ in range(5):
-        _log_in(page, live_server.url, user.email, "not-the-password")
+        log_in(page, live_server.url, user.email, "not-the-password")
         expect(page.get_by_text("password you specified are not correct")).to_be_visible()
         expect(page.get_by_text("Too many failed login attempts")).to_have_count(0)
-        expect(_header(page).get_by_role("link", name="Log in")).to_be_visible()
+        expect(header(page).get_by_role("link", name="Log in")).to_be_visible()
 
     # The sixth attempt is refused with a clear message, even with the right password.
-    _log_in(page, live_server.url, user.email, PASSWORD)
+    log_in(page, live_server.url, user.email, PASSWORD)
     expect(page.get_by_text("Too many failed login attempts")).to_be_visible()
-    expect(_header(page).get_by_role("link", name="Log in")).to_be_visible()
-    expect(_header(page).get_by_role("button", name="Log out")).to_have_count(0)
+    expect(header(page).get_by_role("link", name="Log in")).to_be_visible()
+    expect(header(page).get_by_role("button", name="Log out")).to_have_count(0)

@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from membership.models import Invitation, OrganisationMember
+from tests.e2e.journeys import header, log_in
 from tests.factories import PASSWORD, add_member, make_organisation, make_user
 
 # serialized_rollback restores the Wagtail pages the migrations created, which a transactional test flushes.
@@ -15,25 +16,18 @@ INVITATION_LINK = re.compile(r"https?://\S+?/my/invitations/[^\s/]+/")
 CONFIRM_LINK = re.compile(r"https?://\S+?/accounts/confirm-email/[^\s/]+/")
 
 
-def _header(page: Page):
-    return page.get_by_role("navigation", name="Main")
-
-
 def _sidebar(page: Page):
     return page.get_by_role("complementary", name="My organisation")
 
 
 def _log_in(page: Page, base_url: str, email: str, password: str) -> None:
-    page.goto(f"{base_url}/accounts/login/")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password:", exact=True).fill(password)
-    page.get_by_role("button", name="Sign In").click()
-    expect(_header(page).get_by_role("button", name="Log out")).to_be_visible()
+    log_in(page, base_url, email, password)
+    expect(header(page).get_by_role("button", name="Log out")).to_be_visible()
 
 
 def _log_out(page: Page) -> None:
-    _header(page).get_by_role("button", name="Log out").click()
-    expect(_header(page).get_by_role("link", name="Log in")).to_be_visible()
+    header(page).get_by_role("button", name="Log out").click()
+    expect(header(page).get_by_role("link", name="Log in")).to_be_visible()
 
 
 def _open_colleagues(page: Page, base_url: str, slug: str) -> None:
@@ -90,7 +84,7 @@ def test_an_admin_invites_a_colleague_who_signs_up_from_the_link_and_joins(
 
     # The link proved the address: no verification e-mail, straight back to the invitation, logged in.
     page.wait_for_url(invitation_url)
-    expect(_header(page).get_by_role("button", name="Log out")).to_be_visible()
+    expect(header(page).get_by_role("button", name="Log out")).to_be_visible()
     assert [message.to for message in mailoutbox] == [[colleague]], [m.subject for m in mailoutbox]
 
     page.get_by_role("button", name="Accept and join Wearside Robotics").click()

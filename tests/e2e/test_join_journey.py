@@ -4,6 +4,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from membership.models import AuditEntry, OrganisationMember, StripeEvent, Subscription, Tier, TierPrice
+from tests.e2e.journeys import header, log_in
 from tests.factories import PASSWORD, add_member, make_organisation, make_user
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -19,11 +20,8 @@ def test_an_admin_joins_pays_at_the_demo_checkout_and_sees_the_invoice(page: Pag
     organisation = make_organisation("Bede Robotics", organisation_type="startup", size_band="1-9")
     add_member(organisation, admin, OrganisationMember.Role.ADMIN)
 
-    page.goto(f"{base}/accounts/login/")
-    page.get_by_label("Email").fill(admin.email)
-    page.get_by_label("Password:", exact=True).fill(PASSWORD)
-    page.get_by_role("button", name="Sign In").click()
-    main_nav = page.get_by_role("navigation", name="Main")
+    log_in(page, base, admin.email, PASSWORD)
+    main_nav = header(page)
     expect(main_nav.get_by_role("button", name="Log out")).to_be_visible()
 
     main_nav.get_by_role("link", name="Join").click()
