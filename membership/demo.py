@@ -612,7 +612,8 @@ def seed_subscriptions(tiers: list[Tier]) -> None:
                 current_period_end=ends,
                 grace_ends_at=ends + timedelta(days=30) if status == Status.GRACE else None,
                 ended_at=ends if status in (Status.LAPSED, Status.CANCELLED) else None,
-                created_at=ends - timedelta(days=365),
+                # Two in three have renewed at least once, so the renewal rate has something to count.
+                created_at=ends - timedelta(days=365 * (2 if pk % 3 else 1)),
             )
         )
     Subscription.objects.bulk_create(rows, batch_size=5000)
