@@ -37,9 +37,15 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}img/favicon.svg", permanent=True)),
 ]
 
+def serve_media(request, path: str):
+    """Uploaded files (logos, images) when no bucket or CDN serves them."""
+    return serve(request, path, document_root=settings.MEDIA_ROOT)
+
+
 if settings.SERVE_MEDIA:
     urlpatterns += [
-        re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+        # Documents are served only through /documents/<id>/, which applies their collection's privacy.
+        re_path(r"^media/(?!documents/)(?P<path>.*)$", serve_media),
     ]
 
 urlpatterns += [

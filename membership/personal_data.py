@@ -1,10 +1,12 @@
 """What membership holds about a person, for the personal-data export and account deletion."""
 
+from allauth.account.models import EmailAddress
 from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.personal_data import Section, register
+from accounts.services import AccountDeletionRefused
 from membership import services
 from membership.models import AuditEntry, Invitation, JoinRequest, Organisation, OrganisationMember
 
@@ -56,6 +58,19 @@ def _check(user: User) -> str | None:
 
 
 def _erase(user: User) -> None:
+    # Lock the organisations first, then check again: two admins deleting their accounts at once must not
+    # leave an organisation with colleagues and no admin.
+    organisation_ids = list(
+        OrganisationMember.objects.active().filter(user=user).values_list("organisation", flat=True)
+    )
+    list(Organisation.objects.select_for_update().filter(pk__in=organisation_ids).order_by("pk"))
+    reason = _check(user)
+    if reason:
+        raise AccountDeletionRefused(reason)
+    addresses = [user.email, *EmailAddress.objects.filter(user=user).values_list("email", flat=True)]
+    invitations = Invitation.objects.filter(Q(accepted_by=user) | Q(email__in=[a.lower() for a in addresses]))
+    invitations.filter(accepted_at__isnull=True, revoked_at__isnull=True).update(revoked_at=timezone.now(), nonce="")
+    invitations.update(email=f"erased-{user.pk}@erased.invalid")
     for membership in OrganisationMember.objects.active().filter(user=user).select_related("organisation"):
         membership.left_at = timezone.now()
         membership.save(update_fields=["left_at"])

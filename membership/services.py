@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from allauth.account.models import EmailAddress
 from django.core import signing
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Model, Q
 from django.utils import timezone
 from django.utils.text import slugify
@@ -357,7 +357,13 @@ def request_to_join(organisation: Organisation, user: User, message: str = "") -
         raise MembershipError(f"You already belong to {organisation}.")
     if JoinRequest.objects.filter(organisation=organisation, user=user, status=JoinRequest.Status.PENDING).exists():
         raise MembershipError(f"You have already asked to join {organisation}; its admins will decide.")
-    join_request = JoinRequest.objects.create(organisation=organisation, user=user, email=matching[0], message=message)
+    try:
+        with transaction.atomic():  # a double submission meets the one-pending-request constraint
+            join_request = JoinRequest.objects.create(
+                organisation=organisation, user=user, email=matching[0], message=message
+            )
+    except IntegrityError as error:
+        raise MembershipError(f"You have already asked to join {organisation}; its admins will decide.") from error
     record_audit(
         "membership.join_request.created",
         f"{user} asked to join {organisation}",

@@ -277,8 +277,9 @@ def change_role(
 @organisation_view(admin_only=True)
 @require_POST
 def hand_over(request: HttpRequest, organisation: Organisation, membership: OrganisationMember) -> HttpResponse:
+    to = request.POST.get("to", "")
     colleague = get_object_or_404(
-        OrganisationMember.objects.active(), pk=request.POST.get("to") or 0, organisation=organisation
+        OrganisationMember.objects.active(), pk=int(to) if to.isdigit() else 0, organisation=organisation
     )
     try:
         services.hand_over_admin(organisation, request.user, colleague)

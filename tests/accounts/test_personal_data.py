@@ -111,3 +111,24 @@ def test_a_sole_person_can_delete_and_the_organisation_stays(client, db):
     services.delete_account(founder)
     assert organisation.active_members().count() == 0
     assert organisation.__class__.objects.filter(pk=organisation.pk).exists()
+
+
+def test_deleting_my_account_erases_my_address_from_invitations(client, db, django_capture_on_commit_callbacks):
+    from membership.models import Invitation
+
+    admin = make_user("boss@tyne-analytics.example")
+    organisation = make_organisation("Tyne Analytics")
+    add_member(organisation, admin, Role.ADMIN)
+    invitee = make_user("kim@tyne-analytics.example")
+    accepted = membership_services.invite_colleague(organisation, admin, invitee.email)
+    membership_services.accept_invitation(accepted, invitee)
+    other = make_organisation("Wear Cloud")
+    other_admin = make_user("admin@wear-cloud.example")
+    add_member(other, other_admin, Role.ADMIN)
+    pending = membership_services.invite_colleague(other, other_admin, "KIM@tyne-analytics.example")
+
+    services.delete_account(invitee)
+
+    assert not Invitation.objects.filter(email__icontains="kim@").exists()
+    pending.refresh_from_db()
+    assert pending.revoked_at is not None

@@ -335,3 +335,16 @@ def test_an_event_type_we_do_not_handle_is_recorded_and_answered_200(client, db,
 
 def test_the_webhook_takes_only_posts(client, db):
     assert client.get(WEBHOOK).status_code == 405
+
+
+def test_without_stripe_keys_the_webhook_trusts_nothing_from_outside(client, settings, db):
+    # The demo secret derives from SECRET_KEY, which may be the public default: demo events go in-process.
+    settings.DEMO_PAYMENTS = True
+    payload, signature = signed_event(
+        "customer.subscription.deleted", {"id": "demo_sub_1"}, settings.STRIPE_WEBHOOK_SECRET
+    )
+    response = client.post(
+        "/billing/stripe/webhook/", payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=signature
+    )
+    assert response.status_code == 400
+    assert not StripeEvent.objects.exists()

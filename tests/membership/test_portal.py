@@ -243,3 +243,19 @@ def test_the_colleagues_page_runs_a_fixed_number_of_queries(
     with django_assert_max_num_queries(20):
         response = client.get(f"/my/org/{admin_org.slug}/colleagues/")
     assert response.content.decode().count("person") >= 25
+
+
+def test_a_hand_over_to_nonsense_is_a_404(client, admin_org, org_admin):
+    client.force_login(org_admin)
+    assert client.post(f"/my/org/{admin_org.slug}/colleagues/hand-over/", {"to": "abc"}).status_code == 404
+    assert admin_org.active_members().get(user=org_admin).role == Role.ADMIN
+
+
+def test_uploaded_documents_are_not_served_around_their_privacy(client, db, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    (tmp_path / "documents").mkdir()
+    (tmp_path / "documents" / "board-minutes.pdf").write_bytes(b"%PDF-1.4 private")
+    (tmp_path / "logos").mkdir()
+    (tmp_path / "logos" / "logo.png").write_bytes(_png())
+    assert client.get("/media/documents/board-minutes.pdf").status_code == 404
+    assert client.get("/media/logos/logo.png").status_code == 200
