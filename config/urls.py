@@ -37,6 +37,7 @@ urlpatterns = [
     path("favicon.ico", RedirectView.as_view(url=f"{settings.STATIC_URL}img/favicon.svg", permanent=True)),
 ]
 
+
 def serve_media(request, path: str):
     """Uploaded files (logos, images) when no bucket or CDN serves them."""
     return serve(request, path, document_root=settings.MEDIA_ROOT)
