@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from membership import billing
 from membership.models import Organisation, OrganisationType, SizeBand, Subscription, Tier
 from membership.services import MembershipError
-from membership.views import _portal_context, organisation_view
+from membership.views import organisation_view, portal_context
 
 
 class PriceFinderForm(forms.Form):
@@ -96,7 +96,7 @@ def billing_page(request: HttpRequest, organisation: Organisation, membership) -
         messages.success(request, "Thank you: your payment is being confirmed.")
     elif request.GET.get("checkout") == "cancelled":
         messages.info(request, "Checkout was cancelled; nothing was charged.")
-    context = _portal_context(
+    context = portal_context(
         request,
         organisation,
         membership,

@@ -42,7 +42,7 @@ def organisation_view(admin_only: bool = False):
     return decorator
 
 
-def _portal_context(request: HttpRequest, organisation: Organisation, membership: OrganisationMember, **extra):
+def portal_context(request: HttpRequest, organisation: Organisation, membership: OrganisationMember, **extra):
     return {
         "organisation": organisation,
         "membership": membership,
@@ -127,7 +127,7 @@ def overview(request: HttpRequest, organisation: Organisation, membership: Organ
         .filter(organisation=organisation)
         .aggregate(people=Count("pk"), admins=Count("pk", filter=Q(role=OrganisationMember.Role.ADMIN)))
     )
-    context = _portal_context(
+    context = portal_context(
         request,
         organisation,
         membership,
@@ -161,7 +161,7 @@ def profile(request: HttpRequest, organisation: Organisation, membership: Organi
                 return redirect("membership:profile", organisation.slug)
     elif request.method == "POST":
         preview = Organisation.objects.get(pk=organisation.pk)  # invalid input never reaches the preview
-    context = _portal_context(
+    context = portal_context(
         request,
         Organisation.objects.get(pk=organisation.pk),
         membership,
@@ -179,7 +179,7 @@ def _colleagues_page(request, organisation, membership, invite_form: InviteForm,
         .select_related("user")
         .order_by("role", "user__first_name", "user__email")
     )
-    context = _portal_context(
+    context = portal_context(
         request,
         organisation,
         membership,
@@ -314,7 +314,7 @@ def leave(request: HttpRequest, organisation: Organisation, membership: Organisa
         request.session.pop(CURRENT_ORGANISATION, None)
         messages.success(request, f"You have left {organisation}.")
         return redirect("membership:portal")
-    return render(request, "membership/portal/leave.html", _portal_context(request, organisation, membership))
+    return render(request, "membership/portal/leave.html", portal_context(request, organisation, membership))
 
 
 def invitation(request: HttpRequest, key: str) -> HttpResponse:
