@@ -47,6 +47,42 @@ def record_consents(user: User, choices: dict[str, bool], source: str) -> list[C
     ]
 
 
+def latest_consents(user_ids: list[int]) -> dict[int, dict[str, bool]]:
+    """Each person's newest recorded choice for each channel they have decided on, in one query."""
+    latest: dict[int, dict[str, bool]] = {}
+    records = ConsentRecord.objects.filter(user_id__in=user_ids).order_by("user_id", "channel", "-recorded_at", "-id")
+    for user_id, channel, granted in records.values_list("user_id", "channel", "granted"):
+        latest.setdefault(user_id, {}).setdefault(channel, granted)
+    return latest
+
+
+def consents_from_import(recorded: dict[str, bool], wanted: bool, *, chooses_own: bool = False) -> dict[str, bool]:
+    """The choices a "yes" or "no" in an imported file records for a person, given what they have decided before.
+
+    A no withdraws every channel still granted. A yes is recorded only for channels the person has never decided
+    on, and never for someone who has logged in (``chooses_own``): they make their own choices under My account,
+    where leaving a box unticked records nothing. So an import never overturns a choice, and someone who
+    withdrew stays withdrawn.
+    """
+    if wanted:
+        if chooses_own:
+            return {}
+        return {channel: True for channel in ConsentRecord.Channel.values if channel not in recorded}
+    return {channel: False for channel, granted in recorded.items() if granted}
+
+
+def record_consents_in_bulk(choices: dict[int, dict[str, bool]], source: str) -> int:
+    """Record many people's choices at once (an import), each with the time and ``source``; returns how many."""
+    now = timezone.now()
+    records = [
+        ConsentRecord(user_id=user_id, channel=channel, granted=granted, source=source, recorded_at=now)
+        for user_id, channels in choices.items()
+        for channel, granted in channels.items()
+    ]
+    ConsentRecord.objects.bulk_create(records, batch_size=2000)
+    return len(records)
+
+
 def export_personal_data(user: User) -> dict:
     """Everything the platform holds about ``user``, as JSON-ready data."""
     from allauth.account.models import EmailAddress

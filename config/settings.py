@@ -101,6 +101,7 @@ MIDDLEWARE = [
     "accounts.middleware.StaffMFARequiredMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "wagtail.contrib.redirects.middleware.RedirectMiddleware",
+    "cms.cache.PageCacheMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -151,6 +152,10 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+# The page cache: public pages' HTML kept for anonymous visitors (cms.cache). Off unless set; turn it on with
+# REDIS_URL, so that publishing a page purges it for every web process.
+PAGE_CACHE = envbool("PAGE_CACHE", False)
+PAGE_CACHE_SECONDS = envint("PAGE_CACHE_SECONDS", 300)
 
 # Background jobs: a Celery worker on CELERY_BROKER_URL, or in-process when no broker is configured.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")
@@ -173,6 +178,31 @@ CELERY_BEAT_SCHEDULE = {
     "run-renewal-jobs": {
         "task": "membership.tasks.run_renewal_jobs",
         "schedule": crontab(hour=6, minute=30),  # UK time (CELERY_TIMEZONE), before the working day
+    },
+    # Perks whose end date has passed leave the catalogue.
+    "expire-perks": {
+        "task": "benefits.tasks.expire_perks",
+        "schedule": crontab(hour=0, minute=10),
+    },
+    # Event places held for payment and not paid in time go back, and on to the waitlist.
+    "release-expired-event-holds": {
+        "task": "cms.events.tasks.release_expired_holds",
+        "schedule": crontab(minute="*/5"),
+    },
+    # Pages with a go-live or expiry time are published or unpublished within a minute of it.
+    "publish-scheduled-pages": {
+        "task": "cms.tasks.publish_scheduled_pages",
+        "schedule": crontab(),
+    },
+    # Engagement: every score summed again at night (it agrees with the updates made as activity arrives),
+    # and the engagement manager's digest on Monday morning, once a week however often beat asks.
+    "recompute-engagement-scores": {
+        "task": "membership.tasks.recompute_engagement_scores",
+        "schedule": crontab(hour=2, minute=40),
+    },
+    "queue-engagement-digest": {
+        "task": "membership.tasks.queue_engagement_digest",
+        "schedule": crontab(hour=7, minute=0, day_of_week="mon"),
     },
 }
 
@@ -329,7 +359,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Wagtail queues its search and reference index updates as tasks, each logged at INFO.
+        "django_tasks": {"level": "WARNING"},
+    },
 }
 
 # Errors go to Sentry only when a DSN is given.

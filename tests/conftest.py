@@ -7,6 +7,7 @@ Under CI=true a test that needs a missing service or browser fails instead of sk
 import os
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 
 from config.celery import app as celery_app
@@ -43,6 +44,50 @@ def celery_worker(transactional_db):
     celery_app.conf.task_always_eager = False
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30) as worker:
         yield worker
+
+
+@pytest.fixture(autouse=True)
+def _media_in_a_temporary_folder(settings, tmp_path_factory):
+    # Uploaded and generated files (demo pictures, renditions) stay out of the working copy.
+    settings.MEDIA_ROOT = tmp_path_factory.getbasetemp() / "media"
+
+
+def _ensure_page_tree() -> None:
+    """Put back what the migrations made and a flush takes away: the page tree's root, the home page, the
+    default site and the root collection. Tests that commit (transactional ones) end with the database
+    flushed, so the next one starts from this instead."""
+    from wagtail.coreutils import get_supported_content_language_variant
+    from wagtail.models import Collection, Locale, Page, Site
+
+    from cms.models import HomePage
+
+    if not Collection.objects.exists():
+        Collection.add_root(name="Root")
+    if HomePage.objects.exists():
+        return
+    locale = Locale.objects.first() or Locale.objects.create(
+        language_code=get_supported_content_language_variant(settings.LANGUAGE_CODE)
+    )
+    root = Page.objects.filter(depth=1).first() or Page.add_root(
+        instance=Page(title="Root", slug="root", locale=locale)
+    )
+    home = root.add_child(instance=HomePage(title="Home", slug="home", locale=locale))
+    Site.objects.update_or_create(
+        is_default_site=True,
+        defaults={"hostname": "localhost", "root_page": home, "site_name": settings.WAGTAIL_SITE_NAME},
+    )
+
+
+@pytest.fixture(autouse=True)
+def _page_tree_after_a_flush(request):
+    """Tests that really commit start with the page tree in place, whatever the test before them flushed."""
+    marker = request.node.get_closest_marker("django_db")
+    committing = (marker is not None and marker.kwargs.get("transaction")) or bool(
+        {"transactional_db", "live_server", "celery_worker"} & set(request.fixturenames)
+    )
+    if committing:
+        request.getfixturevalue("transactional_db")
+        _ensure_page_tree()
 
 
 @pytest.fixture(autouse=True)

@@ -64,3 +64,47 @@ def current_totp(secret: str) -> str:
     from allauth.mfa.totp.internal.auth import format_hotp_value, hotp_value
 
     return format_hotp_value(hotp_value(secret, int(time.time()) // 30))
+
+
+# Events ------------------------------------------------------------------------------------------------------
+
+
+def make_event_index(title: str = "Events", slug: str = "events"):
+    """The events programme page under the home page (made once)."""
+    from cms.events.models import EventIndexPage
+    from cms.models import HomePage
+
+    index = EventIndexPage.objects.filter(slug=slug).first()
+    if index is None:
+        index = EventIndexPage(title=title, slug=slug)
+        HomePage.objects.get().add_child(instance=index)
+    return index
+
+
+def make_event(title: str = "Tech for Good Breakfast", *, starts_in=None, hours: int = 2, capacity: int = 40, **fields):
+    """A published event, two weeks ahead by default, at a Newcastle venue, free unless priced."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from cms.events.models import EventPage
+
+    free_for_tiers = fields.pop("free_for_tiers", None)
+    start = fields.pop("starts_at", None) or timezone.now() + (starts_in or timedelta(days=14))
+    start = start.replace(second=0, microsecond=0)  # as editors enter times
+    fields.setdefault("summary", f"{title}: talks and networking for the region's tech sector.")
+    fields.setdefault("venue_name", "The Catalyst")
+    fields.setdefault("venue_address", "3 Science Square\nNewcastle upon Tyne NE4 5TG")
+    event = EventPage(
+        title=title,
+        slug=fields.pop("slug", None) or slugify(title),
+        starts_at=start,
+        ends_at=fields.pop("ends_at", None) or start + timedelta(hours=hours),
+        capacity=capacity,
+        **fields,
+    )
+    make_event_index().add_child(instance=event)
+    if free_for_tiers:
+        event.free_for_tiers.set(free_for_tiers)
+        event.save()
+    return event

@@ -4,7 +4,10 @@ It runs an HTTP server in a thread on 127.0.0.1 (there is no network to Stripe h
 ``stripe.StripeClient`` talks to it through ``base_addresses={"api": fake.url}``. It records every request
 (method, path, form params, ``Idempotency-Key``), answers a repeated idempotency key with the first answer, as
 Stripe does, and can be told to fail (``fail()``: 500 on every call) or be ``stop()``-ed (connection refused).
-Tests move objects on as Stripe would with ``set()``, ``complete_checkout()`` and ``fail_payment()``.
+Tests move objects on as Stripe would with ``set()``, ``complete_checkout()``, ``complete_setup()`` and ``renew()``.
+Subscription updates follow Stripe's rules where billing relies on them: a price change on an item, prorated
+(``always_invoice`` raises the prorated invoice at once), metadata merged, booleans from the form encoding, and
+no direct change to a subscription a schedule manages; schedules apply their next phase at renewal.
 """
 
 import hashlib
@@ -70,13 +73,17 @@ class FakeStripe:
         self._ids = itertools.count(1)
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
+        self.keep_requests = True  # a long-running fake (the benchmark's) keeps none
 
     # Running -------------------------------------------------------------------------------------------
 
-    def start(self) -> "FakeStripe":
+    def start(self, port: int = 0) -> "FakeStripe":
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as Stripe's API serves it
+            disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart
+
             def do_GET(self):
                 fake._handle(self, "GET")
 
@@ -89,7 +96,7 @@ class FakeStripe:
             def log_message(self, *args):  # keep test output quiet
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
@@ -139,12 +146,31 @@ class FakeStripe:
             session.update(status="complete", payment_status="paid", subscription=subscription["id"])
             return session, subscription, invoice
 
+    def complete_setup(self, session_id: str) -> dict:
+        """The customer saved a card in a setup-mode checkout: a succeeded SetupIntent with a payment method."""
+        with self._lock:
+            session = self.objects[session_id]
+            intent = self._store(
+                {
+                    "id": self._new_id("seti"),
+                    "object": "setup_intent",
+                    "status": "succeeded",
+                    "customer": session.get("customer"),
+                    "payment_method": self._new_id("pm_card"),
+                    "metadata": (session.get("setup_intent_data") or {}).get("metadata", {}),
+                }
+            )
+            session.update(status="complete", setup_intent=intent["id"])
+            return session
+
     def renew(self, subscription_id: str, *, paid: bool) -> dict:
-        """Stripe rolls the period on and raises the renewal invoice: paid, or with its payment failed."""
+        """Stripe rolls the period on and raises the renewal invoice: paid, or with its payment failed. A
+        schedule's next phase, if it starts now, sets the new period's price first."""
         with self._lock:
             subscription = self.objects[subscription_id]
             item = subscription["items"]["data"][0]
             length = item["current_period_end"] - item["current_period_start"]
+            self._apply_next_phase(subscription, at=item["current_period_end"])
             item["current_period_start"] = item["current_period_end"]
             item["current_period_end"] += length
             invoice = self._new_invoice(subscription, status="paid" if paid else "open")
@@ -161,13 +187,14 @@ class FakeStripe:
         params = _nest(parse_qsl(body if method == "POST" else url.query, keep_blank_values=True))
         key = handler.headers.get("Idempotency-Key")
         with self._lock:
-            self.requests.append(Request(method, url.path, params, key))
+            if self.keep_requests:
+                self.requests.append(Request(method, url.path, params, key))
             status, answer = self._answer(method, url.path, params, key)
         payload = json.dumps(answer).encode()
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(payload)))
-        handler.send_header("Request-Id", f"req_fake_{len(self.requests)}")
+        handler.send_header("Request-Id", f"req_fake_{uuid.uuid4().hex[:12]}")
         handler.end_headers()
         handler.wfile.write(payload)
 
@@ -177,8 +204,9 @@ class FakeStripe:
         if method == "POST" and key and key in self._answers:
             return self._answers[key]  # Stripe replays the first answer to a repeated key
         try:
-            # A snapshot: a replayed answer shows the object as it was then, like Stripe's.
-            answer = 200, json.loads(json.dumps(self._route(method, path, params)))
+            answer = 200, self._route(method, path, params)
+            if method == "POST":  # a snapshot: a replayed answer shows the object as it was then, like Stripe's
+                answer = 200, json.loads(json.dumps(answer[1]))
         except StripeFailure as failure:
             answer = failure.status, failure.body
         if method == "POST" and key:
@@ -195,7 +223,12 @@ class FakeStripe:
             ("POST", r"/v1/checkout/sessions/(?P<id>[^/]+)/expire", self._expire_session),
             ("POST", r"/v1/subscriptions", self._create_subscription),
             ("GET", r"/v1/subscriptions/(?P<id>[^/]+)", self._retrieve),
-            ("POST", r"/v1/subscriptions/(?P<id>[^/]+)", self._update),
+            ("POST", r"/v1/subscriptions/(?P<id>[^/]+)", self._update_subscription),
+            ("DELETE", r"/v1/subscriptions/(?P<id>[^/]+)", self._cancel_subscription),
+            ("POST", r"/v1/subscription_schedules", self._create_schedule),
+            ("GET", r"/v1/subscription_schedules/(?P<id>[^/]+)", self._retrieve),
+            ("POST", r"/v1/subscription_schedules/(?P<id>[^/]+)", self._update_schedule),
+            ("POST", r"/v1/subscription_schedules/(?P<id>[^/]+)/release", self._release_schedule),
             ("GET", r"/v1/invoices", self._list_invoices),
             ("GET", r"/v1/invoices/(?P<id>[^/]+)", self._retrieve),
             ("POST", r"/v1/invoices/(?P<id>[^/]+)/pay", self._pay_invoice),
@@ -223,10 +256,16 @@ class FakeStripe:
         return self.objects[object_id]
 
     def _expanded(self, obj: dict, params: dict) -> dict:
+        """A copy of ``obj`` with each ``expand`` path replaced by the object it names: ``latest_invoice``, or a
+        nested one such as ``parent.subscription_details.subscription``."""
         obj = json.loads(json.dumps(obj))
-        for field in params.get("expand") or []:
-            if isinstance(obj.get(field), str) and obj[field] in self.objects:
-                obj[field] = json.loads(json.dumps(self.objects[obj[field]]))
+        for path in params.get("expand") or []:
+            *parents, field = path.split(".")
+            node = obj
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+            if isinstance(node, dict) and isinstance(node.get(field), str) and node[field] in self.objects:
+                node[field] = json.loads(json.dumps(self.objects[node[field]]))
         return obj
 
     def _retrieve(self, params: dict, id: str) -> dict:
@@ -268,14 +307,7 @@ class FakeStripe:
     def _new_subscription(self, *, customer: str, price: dict, collection_method: str, metadata: dict, **extra) -> dict:
         now = int(time.time())
         length = MONTH if price["recurring"]["interval"] == "month" else YEAR
-        item_price = {
-            "id": self._new_id("price"),
-            "object": "price",
-            "currency": price["currency"],
-            "unit_amount": int(price["unit_amount"]),
-            "recurring": {"interval": price["recurring"]["interval"]},
-            "product": price["product"],
-        }
+        item_price = self._price(price)
         item = {
             "id": self._new_id("si"),
             "price": item_price,
@@ -294,13 +326,30 @@ class FakeStripe:
                 "metadata": metadata,
                 "items": {"object": "list", "data": [item]},
                 "latest_invoice": None,
+                "schedule": None,
+                "default_payment_method": None,
                 **extra,
             }
         )
 
-    def _new_invoice(self, subscription: dict, *, status: str) -> dict:
+    def _price(self, price_data: dict) -> dict:
+        """A Price made inline from ``price_data``, as Stripe makes one for each ``price_data`` it is given."""
+        return self._store(
+            {
+                "id": self._new_id("price"),
+                "object": "price",
+                "currency": price_data["currency"],
+                "unit_amount": int(price_data["unit_amount"]),
+                "recurring": {"interval": price_data["recurring"]["interval"]},
+                "product": price_data["product"],
+            }
+        )
+
+    def _new_invoice(
+        self, subscription: dict, *, status: str, amount: int | None = None, reason: str = "subscription_cycle"
+    ) -> dict:
         item = subscription["items"]["data"][0]
-        amount = item["price"]["unit_amount"]
+        amount = item["price"]["unit_amount"] if amount is None else amount
         customer = self.objects.get(subscription["customer"], {})
         invoice_id = self._new_id("in")
         days = int(subscription.get("days_until_due") or 0)
@@ -321,6 +370,7 @@ class FakeStripe:
                 "custom_fields": (customer.get("invoice_settings") or {}).get("custom_fields"),
                 "description": subscription.get("description"),
                 "attempt_count": 0,
+                "billing_reason": reason,
                 "status_transitions": {"paid_at": int(time.time()) if status == "paid" else None},
                 "parent": {
                     "type": "subscription_details",
@@ -346,6 +396,116 @@ class FakeStripe:
         )
         return self._expanded(subscription, params)
 
+    def _update_subscription(self, params: dict, id: str) -> dict:
+        subscription = self._found(id)
+        changes = {k: v for k, v in params.items() if k not in ("expand", "items", "proration_behavior", "metadata")}
+        if subscription.get("schedule") and ("items" in params or "cancel_at_period_end" in changes):
+            raise StripeFailure(
+                400,
+                "invalid_request_error",
+                f"The subscription is managed by the subscription schedule `{subscription['schedule']}`, and "
+                "updating it directly is not allowed. Please update the schedule instead.",
+            )
+        if "cancel_at_period_end" in changes:
+            changes["cancel_at_period_end"] = _bool(changes["cancel_at_period_end"])
+        if "days_until_due" in changes:
+            changes["days_until_due"] = int(changes["days_until_due"]) if changes["days_until_due"] else None
+        if changes.get("collection_method") == "charge_automatically":
+            changes["days_until_due"] = None
+        subscription.update(changes)
+        subscription["metadata"] = {**subscription.get("metadata", {}), **params.get("metadata", {})}
+        for change in params.get("items") or []:
+            self._change_item(subscription, change, params.get("proration_behavior", "create_prorations"))
+        return self._expanded(subscription, params)
+
+    def _change_item(self, subscription: dict, change: dict, proration: str) -> None:
+        item = next(i for i in subscription["items"]["data"] if i["id"] == change["id"])
+        old = item["price"]["unit_amount"]
+        item["price"] = self._price(change["price_data"])
+        now = int(time.time())
+        length = item["current_period_end"] - item["current_period_start"]
+        unused = max(0, item["current_period_end"] - now)
+        prorated = (item["price"]["unit_amount"] - old) * unused // length if length else 0
+        if proration == "always_invoice" and prorated > 0:
+            paid = subscription["collection_method"] == "charge_automatically"
+            self._new_invoice(
+                subscription, status="paid" if paid else "open", amount=prorated, reason="subscription_update"
+            )
+        elif proration != "none" and prorated:
+            subscription.setdefault("pending_prorations", []).append(prorated)
+
+    def _cancel_subscription(self, params: dict, id: str) -> dict:
+        subscription = self._found(id)
+        if subscription["status"] == "canceled":
+            raise StripeFailure(400, "invalid_request_error", "This subscription is already canceled.")
+        subscription.update(status="canceled", ended_at=int(time.time()), canceled_at=int(time.time()))
+        return subscription
+
+    def _create_schedule(self, params: dict) -> dict:
+        subscription = self._found(params["from_subscription"])
+        if subscription.get("schedule"):
+            raise StripeFailure(400, "invalid_request_error", "The subscription already has a schedule.")
+        item = subscription["items"]["data"][0]
+        schedule = self._store(
+            {
+                "id": self._new_id("sub_sched"),
+                "object": "subscription_schedule",
+                "subscription": subscription["id"],
+                "status": "active",
+                "end_behavior": "release",
+                "phases": [
+                    {
+                        "start_date": item["current_period_start"],
+                        "end_date": item["current_period_end"],
+                        "items": [{"price": item["price"]["id"], "quantity": 1}],
+                    }
+                ],
+            }
+        )
+        subscription["schedule"] = schedule["id"]
+        return schedule
+
+    def _update_schedule(self, params: dict, id: str) -> dict:
+        schedule = self._found(id)
+        if schedule["status"] != "active":
+            raise StripeFailure(400, "invalid_request_error", f"The schedule is {schedule['status']}.")
+        phases = []
+        for phase in params.get("phases") or []:
+            items = []
+            for item in phase["items"]:
+                price = self._price(item["price_data"])["id"] if "price_data" in item else item["price"]
+                items.append({"price": price, "quantity": int(item.get("quantity", 1))})
+            phase = {**phase, "items": items}
+            for field in ("start_date", "end_date"):
+                if field in phase:
+                    phase[field] = int(phase[field])
+            if "duration" in phase:
+                phase["duration"] = {**phase["duration"], "interval_count": int(phase["duration"]["interval_count"])}
+            phases.append(phase)
+        if phases:
+            schedule["phases"] = phases
+        schedule["end_behavior"] = params.get("end_behavior", schedule["end_behavior"])
+        return schedule
+
+    def _release_schedule(self, params: dict, id: str) -> dict:
+        schedule = self._found(id)
+        if schedule["status"] != "active":
+            raise StripeFailure(400, "invalid_request_error", f"The schedule is {schedule['status']}.")
+        schedule.update(status="released", released_subscription=schedule["subscription"])
+        self.objects[schedule["subscription"]]["schedule"] = None
+        return schedule
+
+    def _apply_next_phase(self, subscription: dict, *, at: int) -> None:
+        """The phase that ends at ``at`` hands over to the next one: its price becomes the item's."""
+        schedule = self.objects.get(subscription.get("schedule") or "")
+        if not schedule or schedule["status"] != "active":
+            return
+        phases = schedule["phases"]
+        ending = [index for index, phase in enumerate(phases) if int(phase.get("end_date") or 0) == at]
+        if ending and ending[0] + 1 < len(phases):
+            price = self.objects[phases[ending[0] + 1]["items"][0]["price"]]
+            subscription["items"]["data"][0]["price"] = json.loads(json.dumps(price))
+
     def _list_invoices(self, params: dict) -> dict:
         found = [
             o
@@ -366,6 +526,9 @@ class FakeStripe:
             status="paid", amount_paid=invoice["amount_due"], paid_out_of_band=_bool(params.get("paid_out_of_band"))
         )
         invoice["status_transitions"]["paid_at"] = int(time.time())
+        subscription = self.objects.get(invoice["parent"]["subscription_details"]["subscription"], {})
+        if subscription.get("latest_invoice") == id and subscription.get("status") in ("past_due", "unpaid"):
+            subscription["status"] = "active"  # as Stripe does once the latest invoice is paid
         return invoice
 
     def _finalize_invoice(self, params: dict, id: str) -> dict:

@@ -132,3 +132,32 @@ def test_deleting_my_account_erases_my_address_from_invitations(client, db, djan
     assert not Invitation.objects.filter(email__icontains="kim@").exists()
     pending.refresh_from_db()
     assert pending.revoked_at is not None
+
+
+def test_a_sole_admin_who_deletes_their_account_withdraws_the_invitations_nobody_could_manage(
+    db, django_capture_on_commit_callbacks
+):
+    from membership.models import Invitation
+
+    founder = make_user("solo@bede.example")
+    organisation = make_organisation("Bede Robotics")
+    add_member(organisation, founder, Role.ADMIN)
+    with django_capture_on_commit_callbacks():
+        waiting = membership_services.invite_colleague(organisation, founder, "new.starter@bede.example")
+    other = make_organisation("Wear Cloud")
+    add_member(other, founder, Role.ADMIN)
+    add_member(other, make_user("admin@wear-cloud.example"), Role.ADMIN)
+    with django_capture_on_commit_callbacks():
+        elsewhere = membership_services.invite_colleague(other, founder, "friend@wear-cloud.example")
+
+    services.delete_account(founder)
+
+    waiting.refresh_from_db()
+    assert waiting.revoked_at is not None
+    assert Invitation.objects.pending().filter(organisation=organisation).count() == 0
+    entry = AuditEntry.objects.get(organisation=organisation, action="membership.invitation.revoked")
+    assert "its only admin deleted their account" in entry.summary
+    assert entry.changes == {"open_invitations": [1, 0]}
+    # Where an admin remains, their colleagues' invitations stand.
+    elsewhere.refresh_from_db()
+    assert elsewhere.revoked_at is None

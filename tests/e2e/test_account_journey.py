@@ -8,8 +8,8 @@ from playwright.sync_api import Page, expect
 from tests.e2e.journeys import header, log_in
 from tests.factories import PASSWORD, make_user
 
-# serialized_rollback restores the Wagtail pages the migrations created, which a transactional test flushes.
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+# A transactional test ends with a flush; tests/conftest.py puts the page tree back before the next one.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 CONFIRM_LINK = re.compile(r"https?://\S+?/accounts/confirm-email/[^\s/]+/")
 

@@ -9,8 +9,8 @@ from membership.models import Invitation, OrganisationMember
 from tests.e2e.journeys import header, log_in
 from tests.factories import PASSWORD, add_member, make_organisation, make_user
 
-# serialized_rollback restores the Wagtail pages the migrations created, which a transactional test flushes.
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+# A transactional test ends with a flush; tests/conftest.py puts the page tree back before the next one.
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 INVITATION_LINK = re.compile(r"https?://\S+?/my/invitations/[^\s/]+/")
 CONFIRM_LINK = re.compile(r"https?://\S+?/accounts/confirm-email/[^\s/]+/")

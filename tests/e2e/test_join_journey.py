@@ -7,7 +7,7 @@ from membership.models import AuditEntry, OrganisationMember, StripeEvent, Subsc
 from tests.e2e.journeys import header, log_in
 from tests.factories import PASSWORD, add_member, make_organisation, make_user
 
-pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def test_an_admin_joins_pays_at_the_demo_checkout_and_sees_the_invoice(page: Page, live_server, settings):
