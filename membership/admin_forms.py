@@ -1,12 +1,13 @@
 """Forms of the staff CRM in the Wagtail admin (the member portal's forms live in forms.py)."""
 
 from django import forms
+from django.core.validators import validate_email
 from django.utils import timezone
 from django.utils.text import slugify
 from wagtail.admin.forms import WagtailAdminModelForm
 
 from accounts.models import User
-from membership.models import FollowUp, Note, PublicField
+from membership.models import ActivityKind, EngagementSettings, FollowUp, Note, PublicField
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -71,3 +72,75 @@ class FollowUpForm(forms.ModelForm):
             "first_name", "last_name", "email"
         )
         self.fields["due_date"].initial = timezone.localdate
+
+
+# Engagement ------------------------------------------------------------------------------------------------
+
+
+class EngagementSettingsForm(forms.ModelForm):
+    """The scoring settings, with one field of points for each kind of activity."""
+
+    class Meta:
+        model = EngagementSettings
+        fields = [
+            "half_life_days",
+            "thriving_from",
+            "steady_from",
+            "at_risk_from",
+            "renewal_window_days",
+            "falling_percent",
+            "quiet_days",
+            "digest_recipients",
+        ]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.weight_fields = []
+        for kind in ActivityKind:
+            name = f"weight_{kind.value}"
+            self.fields[name] = forms.IntegerField(
+                label=f"Points: {kind.label.lower()}",
+                min_value=0,
+                max_value=1000,
+                initial=int(self.instance.weight(kind.value)),
+            )
+            self.weight_fields.append(name)
+
+    def weight_bound_fields(self) -> list:
+        return [self[name] for name in self.weight_fields]
+
+    def clean_digest_recipients(self) -> str:
+        addresses = [
+            address.strip() for address in self.cleaned_data["digest_recipients"].split(",") if address.strip()
+        ]
+        for address in addresses:
+            try:
+                validate_email(address)
+            except forms.ValidationError:
+                raise forms.ValidationError(f"“{address}” is not an e-mail address.") from None
+        return ", ".join(addresses)
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        self.instance.weights = {
+            name.removeprefix("weight_"): cleaned[name] for name in self.weight_fields if cleaned.get(name) is not None
+        }
+        return cleaned
+
+
+class MemberImportForm(forms.Form):
+    MAX_BYTES = 50 * 1024 * 1024
+
+    file = forms.FileField(
+        label="Spreadsheet (CSV or Excel .xlsx)",
+        help_text="One row per contact, with a header row naming the columns listed below. At most 50 MB.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx"}),
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if not upload.name.lower().endswith((".csv", ".xlsx")):
+            raise forms.ValidationError("Choose a .csv or .xlsx file.")
+        if upload.size > self.MAX_BYTES:
+            raise forms.ValidationError("The file is larger than 50 MB: split it into smaller files.")
+        return upload

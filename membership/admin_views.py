@@ -24,6 +24,7 @@ from wagtail.admin.widgets.button import HeaderButton
 from membership import services
 from membership.admin_forms import FollowUpForm, NoteForm
 from membership.models import FollowUp, Invoice, Organisation, OrganisationMember, Specialism, Subscription
+from membership.resources import neutralise
 
 ACTIVITY_PER_PAGE = 50
 MY_FOLLOW_UPS_SHOWN = 20
@@ -50,7 +51,18 @@ def _active_contact_counts() -> Subquery:
     return Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
 
 
-class OrganisationIndexView(IndexView):
+class SafeSpreadsheetMixin:
+    """A listing's CSV and XLSX downloads with every cell a spreadsheet would run as a formula neutralised."""
+
+    def preprocess_field_value(self, field, value, export_format):
+        return neutralise(super().preprocess_field_value(field, value, export_format))
+
+
+class SafeIndexView(SafeSpreadsheetMixin, IndexView):
+    pass
+
+
+class OrganisationIndexView(SafeSpreadsheetMixin, IndexView):
     """Organisations with their contact counts; the same number of queries for 50 or 5,000 of them."""
 
     def get_base_queryset(self) -> QuerySet[Organisation]:
@@ -231,7 +243,7 @@ class FollowUpDoneView(View):
 # People, follow-ups and specialisms ------------------------------------------------------------------
 
 
-class PeopleIndexView(IndexView):
+class PeopleIndexView(SafeSpreadsheetMixin, IndexView):
     """Everyone who is or was a contact at an organisation; read-only, a fixed number of queries."""
 
     page_title = "People"
@@ -244,7 +256,7 @@ class PeopleIndexView(IndexView):
         return super().get_base_queryset().order_by("-pk").prefetch_related("user", "organisation")
 
 
-class FollowUpIndexView(IndexView):
+class FollowUpIndexView(SafeSpreadsheetMixin, IndexView):
     """Open follow-ups across all organisations, soonest due first."""
 
     page_title = "Open follow-ups"

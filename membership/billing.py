@@ -10,6 +10,8 @@ and acted on in the same transaction, as triggers: the handler re-reads the obje
 *that* state, so a duplicate or late event cannot move anything backwards. A handler that fails rolls the
 ledger row back with everything else, and Stripe's redelivery starts afresh.
 
+Changing a live membership from the portal (tier, payment method, cancelling) is in ``membership.billing_changes``.
+
 Demo mode (``settings.DEMO_PAYMENTS``: no Stripe keys configured) calls no Stripe API at all. A clearly
 labelled demo checkout stands in for Stripe Checkout and delivers signed events, signed with the demo webhook
 secret, through ``receive_stripe_webhook``: the very same code path. There is no Stripe to re-read, so each
@@ -28,14 +30,15 @@ from typing import Any
 import stripe
 from django.conf import settings
 from django.core import signing
-from django.db import transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import User
 from config.celery import queue_on_commit
 from membership import stripe_api
-from membership.models import Invoice, Organisation, StripeEvent, Subscription, Tier, TierPrice
+from membership.activity import record_activity
+from membership.models import ActivityKind, Invoice, Organisation, StripeEvent, Subscription, Tier, TierPrice
 from membership.services import MembershipError, membership_of, record_audit
 
 logger = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ UNAVAILABLE = "Payments are not available just now. Nothing has been charged; pl
 WEBHOOK_TOLERANCE_SECONDS = 300
 INVOICE_DAYS_UNTIL_DUE = 30
 DEMO_CHECKOUT_SALT = "membership.billing.demo_checkout"
+DEMO_PRODUCT_PREFIX = "demo_prod_"  # the demo's stand-in for a tier's Stripe product: demo_prod_<tier id>
 
 # Stripe's subscription statuses, as ours. Those missing (incomplete, paused) change nothing here.
 _FROM_STRIPE = {
@@ -59,7 +63,8 @@ _FROM_STRIPE = {
     "canceled": Status.CANCELLED,
     "incomplete_expired": Status.CANCELLED,
 }
-# History: no event, late or replayed, brings an ended membership back.
+# History: no event, late or replayed, brings an ended membership back; a lapsed one comes back only when Stripe's
+# current state shows the period paid after all (see ``next_status``).
 _FINAL_SUBSCRIPTION = {Status.CANCELLED, Status.LAPSED}
 _FINAL_INVOICE = {Invoice.Status.PAID, Invoice.Status.VOID}
 _SUBSCRIPTION_ACTIONS = {
@@ -76,7 +81,8 @@ _INVOICE_ACTIONS = {
     Invoice.Status.UNCOLLECTIBLE: "billing.invoice.uncollectible",
 }
 # Terms Stripe may change (the customer portal, the dashboard); each change is audited.
-_TERMS = ["tier_id", "amount_pence", "interval", "cancel_at_period_end"]
+_TERMS = ["tier_id", "amount_pence", "interval", "payment_method", "cancel_at_period_end"]
+_PAYMENT_METHODS = {"charge_automatically": PaymentMethod.CARD, "send_invoice": PaymentMethod.INVOICE}
 
 
 class InvalidWebhook(Exception):
@@ -93,8 +99,11 @@ def price_for(tier: Tier, organisation: Organisation, interval: str = Interval.Y
     price = TierPrice.objects.filter(
         tier=tier, organisation_type=organisation.organisation_type, size_band=organisation.size_band
     ).first()
-    if price is None:
-        return None
+    return None if price is None else price_of(price, tier, interval)
+
+
+def price_of(price: TierPrice, tier: Tier, interval: str) -> int | None:
+    """One row of ``tier``'s price matrix, per ``interval``: None for monthly billing on a tier paid annually."""
     if interval == Interval.MONTH:
         return price.monthly_pence if tier.monthly_billing else None
     return price.annual_pence
@@ -133,6 +142,7 @@ def start_card_checkout(organisation: Organisation, tier: Tier, interval: str, a
     amount = _price_or_refuse(tier, organisation, interval)
     _abandon_unfinished_checkout(organisation, actor)
     _refuse_if_member(organisation)  # before Stripe makes anything for a request that will be refused
+    _end_lapsed_at_stripe(organisation)
     demo = settings.DEMO_PAYMENTS
     customer_id = None if demo else _ensure_customer(organisation)
     product_id = None if demo else _ensure_product(tier)
@@ -169,6 +179,7 @@ def start_invoice_subscription(organisation: Organisation, tier: Tier, actor: Us
         raise MembershipError(f"{organisation}'s invoices must quote a purchase order number. Please add one.")
     amount = _price_or_refuse(tier, organisation, Interval.YEAR)
     _refuse_if_member(organisation)  # before Stripe makes anything for a request that will be refused
+    _end_lapsed_at_stripe(organisation)
     demo = settings.DEMO_PAYMENTS
     customer_id = None if demo else _ensure_customer(organisation)
     product_id = None if demo else _ensure_product(tier)
@@ -231,6 +242,31 @@ def _refuse_if_member(organisation: Organisation) -> None:
             f"{organisation} already has a {live.tier} membership ({live.get_status_display().lower()}). "
             "To change tier, use upgrade or switch on the billing page instead."
         )
+
+
+def _end_lapsed_at_stripe(organisation: Organisation) -> None:
+    """Before a new membership starts, end any lapsed one that is still alive at Stripe (it may still be retrying
+    a card or holding an open invoice), so the organisation is never charged for both. Stripe stops collecting
+    the old subscription's open invoices when it is cancelled."""
+    if settings.DEMO_PAYMENTS:
+        return
+    lapsed = Subscription.objects.filter(organisation=organisation, status=Status.LAPSED)
+    for subscription in lapsed.exclude(stripe_subscription_id=None).select_related("tier"):
+        _end_at_stripe(subscription)
+
+
+def _end_at_stripe(subscription: Subscription) -> None:
+    stripe_id = subscription.stripe_subscription_id
+    if _call(lambda client: client.v1.subscriptions.retrieve(stripe_id)).status in ("canceled", "incomplete_expired"):
+        return
+    key = f"end-lapsed-sub-{subscription.pk}"
+    _call(lambda client: client.v1.subscriptions.cancel(stripe_id, options=stripe_api.options(key)))
+    record_audit(
+        "billing.subscription.ended_at_stripe",
+        f"{subscription.organisation}'s lapsed {subscription.tier} membership was ended at Stripe before a new one "
+        "began, so it cannot be charged",
+        organisation=subscription.organisation,
+    )
 
 
 def _lock_for_new_subscription(organisation: Organisation) -> Organisation:
@@ -447,6 +483,8 @@ def mark_invoice_paid_out_of_band(invoice: Invoice, actor: User, reference: str)
         _record_paid_out_of_band(invoice, actor, reference)
         if subscription is not None:
             _activate_after_payment(subscription, actor)
+            if subscription.status == Status.LAPSED:
+                _record_paid_after_lapse(invoice, subscription)
         return invoice
 
 
@@ -476,18 +514,45 @@ def _record_paid_out_of_band(invoice: Invoice, actor: User, reference: str) -> N
         organisation=invoice.organisation,
         changes={"status": [before, Invoice.Status.PAID], "reference": [None, reference]},
     )
+    _record_invoice_paid(invoice)
 
 
 def _activate_after_payment(subscription: Subscription, actor: User | None) -> None:
     """Payment received outside Stripe: an unpaid subscription becomes active, with a first period if it has
-    none yet (Stripe's own period replaces it when its invoice.paid arrives)."""
-    if subscription.status not in (Status.PENDING, Status.PAST_DUE, Status.GRACE):
+    none yet (Stripe's own period replaces it when its invoice.paid arrives). A lapsed one is reinstated if the
+    period it was paying for has not ended and the organisation has not started another membership since."""
+    now = timezone.now()
+    lapsed = subscription.status == Status.LAPSED
+    if lapsed and not _may_reinstate(subscription, subscription.current_period_end or now + timedelta(days=1)):
         return
-    fields = {"grace_ends_at": None}
+    if subscription.status not in (Status.PENDING, Status.PAST_DUE, Status.GRACE, Status.LAPSED):
+        return
+    fields = {"grace_ends_at": None, "ended_at": None}
     if subscription.current_period_start is None:
-        start = timezone.now()
-        fields.update(current_period_start=start, current_period_end=one_period_later(start, subscription.interval))
-    _change_status(subscription, Status.ACTIVE, f"{subscription.organisation} paid by bank transfer", actor, **fields)
+        fields.update(current_period_start=now, current_period_end=one_period_later(now, subscription.interval))
+    why = f"{subscription.organisation} paid by bank transfer"
+    action = _REINSTATED if lapsed else None
+    _change_status(subscription, Status.ACTIVE, why, actor, action=action, **fields)
+
+
+_REINSTATED = "billing.subscription.reinstated"
+
+
+def _may_reinstate(subscription: Subscription, period_end: datetime) -> bool:
+    """A late payment brings a lapsed membership back only for a period that has not ended, and only if the
+    organisation has no other live membership (it may have joined afresh meanwhile: then finance refunds)."""
+    another = Subscription.objects.live().filter(organisation=subscription.organisation_id).exclude(pk=subscription.pk)
+    return period_end > timezone.now() and not another.exists()
+
+
+def _record_paid_after_lapse(invoice: Invoice, subscription: Subscription) -> None:
+    record_audit(
+        "billing.invoice.paid_after_lapse",
+        f"Invoice {invoice} was paid after {subscription.organisation}'s {subscription.tier} membership lapsed, "
+        "and it could not be reinstated: refund or credit it",
+        organisation=subscription.organisation,
+        changes={"invoice": [None, str(invoice)]},
+    )
 
 
 def one_period_later(moment: datetime, interval: str) -> datetime:
@@ -502,10 +567,17 @@ def one_period_later(moment: datetime, interval: str) -> datetime:
 
 
 def _locked(subscription_id: int) -> Subscription:
-    return Subscription.objects.select_for_update().select_related("organisation", "tier").get(pk=subscription_id)
+    return _lockable().get(pk=subscription_id)
 
 
-def _change_status(subscription: Subscription, status: str, why: str, actor: User | None = None, **fields) -> None:
+def _lockable():
+    # Only the subscription's own row: locking its tier too would make every webhook for that tier wait in line.
+    return Subscription.objects.select_for_update(of=("self",)).select_related("organisation", "tier")
+
+
+def _change_status(
+    subscription: Subscription, status: str, why: str, actor: User | None = None, *, action: str | None = None, **fields
+) -> None:
     """Save the new status (and ``fields``) and audit it; the caller holds the row's lock."""
     before = subscription.status
     subscription.status = status
@@ -515,7 +587,7 @@ def _change_status(subscription: Subscription, status: str, why: str, actor: Use
         subscription.ended_at = timezone.now()
     subscription.save()
     record_audit(
-        _SUBSCRIPTION_ACTIONS[status],
+        action or _SUBSCRIPTION_ACTIONS[status],
         f"{subscription.organisation}'s {subscription.tier} membership is now "
         f"{subscription.get_status_display().lower()}: {why}",
         actor=actor,
@@ -538,17 +610,44 @@ def receive_stripe_webhook(payload: bytes, signature: str | None) -> StripeEvent
     has no ``processed_at``.
     """
     event = _verified_event(payload, signature)
+    record = StripeEvent(
+        event_id=event["id"],
+        type=event["type"],
+        livemode=bool(event.get("livemode")),
+        payload=event,
+        # Processed with this transaction, or not at all: a failure below rolls the row back too.
+        processed_at=timezone.now() if event["type"] in _HANDLERS else None,
+    )
     with transaction.atomic():
-        record, created = StripeEvent.objects.get_or_create(
-            event_id=event["id"],
-            defaults={"type": event["type"], "livemode": bool(event.get("livemode")), "payload": event},
-        )
-        if not created:
+        if not _record_once(record):
             return None
-        if process_stripe_event(event):
-            record.processed_at = timezone.now()
-            record.save(update_fields=["processed_at"])
+        process_stripe_event(event)
         return record
+
+
+_LEDGER_FIELDS = ["event_id", "type", "livemode", "payload", "received_at", "processed_at"]
+
+
+def _record_once(record: StripeEvent) -> bool:
+    """Insert the ledger row unless its event id is there already, in one statement (``INSERT ... ON CONFLICT DO
+    NOTHING``, PostgreSQL and SQLite alike); True if this delivery inserted it. An identical delivery inserting at
+    the same moment makes this one wait for its transaction, then insert nothing."""
+    fields = [StripeEvent._meta.get_field(name) for name in _LEDGER_FIELDS]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    # Only the model's own table and column names are put in the text; every value is a parameter.
+    sql = (
+        f"INSERT INTO {quote(StripeEvent._meta.db_table)} ({columns}) VALUES ({placeholders}) "  # noqa: S608
+        f"ON CONFLICT ({quote('event_id')}) DO NOTHING RETURNING {quote('id')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [field.get_db_prep_save(getattr(record, field.attname), connection) for field in fields])
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    record.pk = row[0]
+    return True
 
 
 def _verified_event(payload: bytes, signature: str | None) -> dict:
@@ -577,6 +676,8 @@ def process_stripe_event(event: dict) -> bool:
     handler finds our row from the object's ids, locks it, re-reads the object from Stripe and syncs from
     that. In demo mode there is no Stripe to re-read and the event's own, fully expanded object is used.
     """
+    if _hand_to_registered_checkout(event):
+        return True
     handler = _HANDLERS.get(event["type"])
     if handler is None:
         return False
@@ -590,7 +691,8 @@ def _retrieve(kind: str, object_id: str) -> dict:
         # With its latest invoice: "active" alone does not say paid (an invoiced subscription is active at once).
         found = client.v1.subscriptions.retrieve(object_id, params={"expand": ["latest_invoice"]})
     elif kind == "invoice":
-        found = client.v1.invoices.retrieve(object_id)
+        # With its subscription: one round trip where two would do the same (see _subscription_of).
+        found = client.v1.invoices.retrieve(object_id, params={"expand": [_INVOICE_SUBSCRIPTION]})
     else:
         found = client.v1.checkout.sessions.retrieve(object_id)
     return found.to_dict()
@@ -611,19 +713,23 @@ def _id(reference: str | dict | None) -> str | None:
 
 
 def _our_subscription(stripe_subscription_id: str | None, metadata: dict | None) -> Subscription | None:
-    """Our row for a Stripe subscription: by its id, or, before the id is linked (Stripe's events come in any
-    order), by the subscription id we put in its metadata."""
+    """Our row for a Stripe subscription, locked: by its id, or, before the id is linked (Stripe's events come in
+    any order), by the subscription id we put in its metadata."""
     if stripe_subscription_id:
-        found = Subscription.objects.filter(stripe_subscription_id=stripe_subscription_id).first()
+        found = _lockable().filter(stripe_subscription_id=stripe_subscription_id).first()
         if found is not None:
             return found
     ours = (metadata or {}).get("subscription_id")
     if not (ours and str(ours).isdigit()):
         return None
-    return Subscription.objects.filter(pk=int(ours), stripe_subscription_id=None).first()
+    return _lockable().filter(pk=int(ours), stripe_subscription_id=None).first()
 
 
 def _on_checkout_completed(session: dict) -> None:
+    if session.get("mode") == "setup":  # a card saved to pay an invoiced membership from now on
+        from membership.billing_changes import on_card_setup_completed
+
+        return on_card_setup_completed(session)
     subscription = Subscription.objects.filter(stripe_checkout_session_id=session["id"]).first()
     if subscription is None:
         logger.warning("Checkout %s is not one of ours", session["id"])
@@ -666,16 +772,22 @@ def _on_invoice_payment_failed(invoice: dict) -> None:
     _on_invoice(invoice, failed=True)
 
 
+def _on_invoice_finalized(invoice: dict) -> None:
+    # An invoice raised and awaiting payment (a renewal, a prorated upgrade): the portal lists it with its link.
+    _on_invoice(invoice, failed=False)
+
+
 def _on_invoice(invoice: dict, *, failed: bool) -> None:
     reference, metadata = _invoice_subscription(invoice)
     subscription = _our_subscription(_id(reference), metadata)
     if subscription is None:
         logger.info("Invoice %s is not for one of our subscriptions", invoice.get("id"))
         return
-    subscription = _locked(subscription.pk)
     invoice = _current("invoice", invoice)
-    _sync_invoice(invoice, subscription)
-    stripe_subscription = _current("subscription", reference)
+    lapsed = subscription.status == Status.LAPSED
+    already_paid = lapsed and Invoice.objects.filter(stripe_invoice_id=invoice["id"], status="paid").exists()
+    row = _sync_invoice(invoice, subscription)
+    stripe_subscription = _subscription_of(invoice) or _current("subscription", reference)
     # A failure of the subscription's latest invoice, still unpaid now, means unpaid whatever the status says.
     unpaid = (
         failed and invoice.get("status") == "open" and _id(stripe_subscription.get("latest_invoice")) == invoice["id"]
@@ -684,6 +796,26 @@ def _on_invoice(invoice: dict, *, failed: bool) -> None:
     _sync_subscription(subscription, stripe_subscription, unpaid=unpaid)
     if subscription.status == Status.PAST_DUE and before != Status.PAST_DUE:
         _queue_payment_failed_notice(subscription)
+    if lapsed and row.status == Invoice.Status.PAID and not already_paid and subscription.status == Status.LAPSED:
+        _record_paid_after_lapse(row, subscription)
+
+
+_INVOICE_SUBSCRIPTION = "parent.subscription_details.subscription"
+
+
+def _subscription_of(invoice: dict) -> dict | None:
+    """The subscription as the re-read invoice carries it (expanded), when that copy can be used as it is: it must
+    say whether its latest invoice is paid, which it does if that latest invoice is this one. Otherwise None, and
+    the subscription is read on its own."""
+    stripe_subscription = _invoice_subscription(invoice)[0]
+    if not isinstance(stripe_subscription, dict):
+        return None
+    latest = stripe_subscription.get("latest_invoice")
+    if isinstance(latest, dict):
+        return stripe_subscription
+    if latest == invoice["id"]:
+        return {**stripe_subscription, "latest_invoice": {"id": invoice["id"], "status": invoice.get("status")}}
+    return None
 
 
 def _on_subscription_changed(data: dict) -> None:
@@ -691,7 +823,6 @@ def _on_subscription_changed(data: dict) -> None:
     if subscription is None:
         logger.info("Stripe subscription %s is not one of ours", data["id"])
         return
-    subscription = _locked(subscription.pk)
     _sync_subscription(subscription, _current("subscription", data))
 
 
@@ -699,10 +830,44 @@ _HANDLERS: dict[str, Callable[[dict], None]] = {
     "checkout.session.completed": _on_checkout_completed,
     "checkout.session.expired": _on_checkout_expired,
     "invoice.paid": _on_invoice_paid,
+    "invoice.finalized": _on_invoice_finalized,
     "invoice.payment_failed": _on_invoice_payment_failed,
     "customer.subscription.updated": _on_subscription_changed,
     "customer.subscription.deleted": _on_subscription_changed,
 }
+
+
+# Checkouts other apps start ------------------------------------------------------------------------------------
+# Other apps take one-off payments through Stripe Checkout too (an event place). ``membership`` imports none of
+# them: each registers a handler for the ``purpose`` it puts in its sessions' metadata, from its AppConfig.ready.
+
+_CHECKOUT_HANDLERS: dict[str, Callable[[str, dict], None]] = {}
+
+
+def register_checkout_handler(purpose: str, handler: Callable[[str, dict], None]) -> None:
+    """Send ``checkout.session.*`` events whose session metadata has ``purpose`` to ``handler(event_type, session)``.
+
+    ``session`` is the session's current state (re-read from Stripe; in demo mode the event's own copy). The
+    handler runs inside the webhook's transaction, once per event id: raising rolls everything back and Stripe
+    delivers again.
+    """
+    _CHECKOUT_HANDLERS[purpose] = handler
+
+
+def _hand_to_registered_checkout(event: dict) -> bool:
+    session = event["data"]["object"]
+    handler = _CHECKOUT_HANDLERS.get((session.get("metadata") or {}).get("purpose"))
+    if handler is None or not event["type"].startswith("checkout.session."):
+        return False
+    handler(event["type"], _current("session", session))
+    return True
+
+
+def deliver_demo_checkout_event(event_id: str, event_type: str, session: dict) -> None:
+    """For another app's demo checkout: sign ``event_type`` about ``session`` (a whole Checkout session, its
+    metadata naming a registered purpose) and deliver it through the webhook path, as Stripe would."""
+    _require_demo()
+    _deliver_demo_event(event_id, event_type, session)
 
 
 def _queue_payment_failed_notice(subscription: Subscription) -> None:
@@ -722,13 +887,18 @@ def next_status(current: str, stripe_subscription: dict, *, unpaid: bool = False
     """Our status for a subscription Stripe now describes as ``stripe_subscription``; ``unpaid`` when its
     latest invoice just failed.
 
-    Ended memberships stay ended. Becoming active needs the latest invoice paid (an invoiced subscription is
-    "active" at Stripe from the start). A pending membership never becomes past due (it has no benefits to
-    keep), and one in grace stays there: the renewals job moved it on and only a payment brings it back.
+    Ended memberships stay ended, except that a lapsed one is reinstated when Stripe shows its current period
+    paid after all (a late payment; see the README) and that period has not ended. Becoming active needs the
+    latest invoice paid (an invoiced subscription is "active" at Stripe from the start). A pending membership
+    never becomes past due (it has no benefits to keep), and one in grace stays there: the renewals job moved it
+    on and only a payment brings it back.
     """
     target = _FROM_STRIPE.get(stripe_subscription.get("status"))
     if target == Status.ACTIVE and unpaid:
         target = Status.PAST_DUE
+    if current == Status.LAPSED and target == Status.ACTIVE and _latest_invoice_paid(stripe_subscription):
+        end = _copied_period(stripe_subscription)[1]
+        return Status.ACTIVE if end is not None and end > timezone.now() else current
     if current in _FINAL_SUBSCRIPTION or target is None:
         return current
     if target == Status.ACTIVE and current != Status.ACTIVE and not _latest_invoice_paid(stripe_subscription):
@@ -745,18 +915,39 @@ def _latest_invoice_paid(stripe_subscription: dict) -> bool:
 
 def _sync_subscription(subscription: Subscription, data: dict, *, unpaid: bool = False) -> None:
     """Copy Stripe's current state onto our locked row; audit a status change, and a change of terms."""
-    if subscription.status in _FINAL_SUBSCRIPTION:
+    target = next_status(subscription.status, data, unpaid=unpaid)
+    lapsed = subscription.status == Status.LAPSED
+    if subscription.status in _FINAL_SUBSCRIPTION and not (lapsed and target == Status.ACTIVE):
+        return
+    if lapsed and not _may_reinstate(subscription, _copied_period(data)[1]):
         return
     subscription.stripe_subscription_id = subscription.stripe_subscription_id or data["id"]
     terms_before = {field: getattr(subscription, field) for field in _TERMS}
+    row_before = _synced_fields(subscription)
     _copy_terms(subscription, data)
     _copy_period(subscription, data)
-    target = next_status(subscription.status, data, unpaid=unpaid)
     if target == subscription.status:
-        subscription.save()
+        if _synced_fields(subscription) != row_before:  # a repeat of what we know writes nothing
+            subscription.save()
     else:
-        _change_status(subscription, target, f"Stripe says {data.get('status')}", **_status_fields(target, data))
+        fields = {**_status_fields(target, data), **({"ended_at": None} if lapsed else {})}
+        why = "its payment arrived after it lapsed" if lapsed else f"Stripe says {data.get('status')}"
+        _change_status(subscription, target, why, action=_REINSTATED if lapsed else None, **fields)
     _audit_terms(subscription, terms_before)
+
+
+_SYNCED = [
+    "stripe_subscription_id",
+    *_TERMS,
+    "scheduled_tier_id",
+    "stripe_schedule_id",
+    "current_period_start",
+    "current_period_end",
+]
+
+
+def _synced_fields(subscription: Subscription) -> list:
+    return [getattr(subscription, field) for field in _SYNCED]
 
 
 def _status_fields(target: str, data: dict) -> dict:
@@ -772,11 +963,29 @@ def _first_item(data: dict) -> dict:
     return items[0] if items else {}
 
 
+def _tier_for_product(product: str | dict | None, current: Tier | None = None) -> Tier | None:
+    product_id = _id(product)
+    if not product_id:
+        return None
+    if current is not None and current.stripe_product_id == product_id:
+        return current
+    if settings.DEMO_PAYMENTS and product_id.startswith(DEMO_PRODUCT_PREFIX):  # the demo makes no products
+        return Tier.objects.filter(pk=int(product_id.removeprefix(DEMO_PRODUCT_PREFIX))).first()
+    return Tier.objects.filter(stripe_product_id=product_id).first()
+
+
 def _copy_terms(subscription: Subscription, data: dict) -> None:
     price = _first_item(data).get("price") or {}
-    tier = Tier.objects.filter(stripe_product_id=_id(price.get("product"))).first() if price.get("product") else None
-    if tier is not None:
+    tier = _tier_for_product(price.get("product"), subscription.tier)
+    if tier is not None and tier.pk != subscription.tier_id:
         subscription.tier = tier
+    if subscription.scheduled_tier_id is not None and subscription.scheduled_tier_id == subscription.tier_id:
+        subscription.scheduled_tier = None  # the scheduled change has taken effect
+    if "schedule" in data and not data["schedule"] and subscription.stripe_schedule_id:
+        # Released (by us, by Stripe at its end, or in Stripe's dashboard): nothing more is scheduled.
+        subscription.stripe_schedule_id, subscription.scheduled_tier = None, None
+    if data.get("collection_method") in _PAYMENT_METHODS:
+        subscription.payment_method = _PAYMENT_METHODS[data["collection_method"]]
     if price.get("unit_amount") is not None:
         subscription.amount_pence = price["unit_amount"]  # Stripe's minor units are our pence
     interval = (price.get("recurring") or {}).get("interval")
@@ -785,13 +994,18 @@ def _copy_terms(subscription: Subscription, data: dict) -> None:
     subscription.cancel_at_period_end = bool(data.get("cancel_at_period_end"))
 
 
-def _copy_period(subscription: Subscription, data: dict) -> None:
+def _copied_period(data: dict) -> tuple[datetime | None, datetime | None]:
     # Stripe keeps the period on the item since API version 2025-03-31; on the subscription before that.
     item = _first_item(data)
     start = item.get("current_period_start") or data.get("current_period_start")
     end = item.get("current_period_end") or data.get("current_period_end")
+    return (_when(start), _when(end)) if start and end else (None, None)
+
+
+def _copy_period(subscription: Subscription, data: dict) -> None:
+    start, end = _copied_period(data)
     if start and end:
-        subscription.current_period_start, subscription.current_period_end = _when(start), _when(end)
+        subscription.current_period_start, subscription.current_period_end = start, end
 
 
 def _audit_terms(subscription: Subscription, before: dict) -> None:
@@ -827,11 +1041,13 @@ def _sync_invoice(data: dict, subscription: Subscription) -> Invoice:
     )
     before = invoice.status or None
     status = before if before in _FINAL_INVOICE else data.get("status") or Invoice.Status.OPEN
+    fields_before = _invoice_fields(invoice)
     _copy_invoice_fields(invoice, data)
     invoice.status = status
     if status == Invoice.Status.PAID and invoice.paid_at is None:
         invoice.paid_at = _when((data.get("status_transitions") or {}).get("paid_at")) or timezone.now()
-    invoice.save()
+    if invoice.pk is None or _invoice_fields(invoice) != fields_before:
+        invoice.save()
     if status != before:
         record_audit(
             _INVOICE_ACTIONS[status],
@@ -839,7 +1055,23 @@ def _sync_invoice(data: dict, subscription: Subscription) -> Invoice:
             organisation=invoice.organisation,
             changes={"status": [before, status]},
         )
+    if status == Invoice.Status.PAID and before != Invoice.Status.PAID:
+        _record_invoice_paid(invoice)
     return invoice
+
+
+def _record_invoice_paid(invoice: Invoice) -> None:
+    record_activity(
+        invoice.organisation,
+        ActivityKind.INVOICE_PAID,
+        key=str(invoice.pk),
+        detail=f"Invoice {invoice} for {format_pence(invoice.amount_due_pence)}",
+        occurred_at=invoice.paid_at,
+    )
+
+
+def _invoice_fields(invoice: Invoice) -> list:
+    return [getattr(invoice, field.attname) for field in Invoice._meta.concrete_fields]
 
 
 def _copy_invoice_fields(invoice: Invoice, data: dict) -> None:
@@ -946,12 +1178,16 @@ def _demo_subscription(subscription: Subscription, start: datetime, *, latest_in
                         "unit_amount": subscription.amount_pence,
                         "currency": subscription.currency.lower(),
                         "recurring": {"interval": subscription.interval},
-                        "product": subscription.tier.stripe_product_id,
+                        "product": demo_product_id(subscription.tier),
                     },
                 }
             ],
         },
     }
+
+
+def demo_product_id(tier: Tier) -> str:
+    return f"{DEMO_PRODUCT_PREFIX}{tier.pk}"
 
 
 def _demo_invoice(subscription: Subscription, *, status: str, start: datetime | None = None) -> dict:

@@ -11,8 +11,8 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from membership import billing
-from membership.models import Organisation, OrganisationType, SizeBand, Subscription, Tier
+from membership import billing, billing_changes
+from membership.models import Organisation, OrganisationType, SizeBand, Subscription, Tier, TierPrice
 from membership.services import MembershipError
 from membership.views import organisation_view, portal_context
 
@@ -48,6 +48,23 @@ class JoinForm(forms.Form):
         ):
             self.add_error("interval", f"{data['tier']} is billed annually.")
         return data
+
+
+class TierChangeForm(forms.Form):
+    tier = forms.ModelChoiceField(
+        label="Move to", queryset=Tier.objects.filter(is_public=True), widget=forms.RadioSelect, empty_label=None
+    )
+
+
+class SwitchToInvoiceForm(forms.Form):
+    po_number = forms.CharField(label="Purchase order number", max_length=50, required=False)
+
+    def __init__(self, *args, organisation: Organisation, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["po_number"].required = organisation.needs_purchase_order
+        self.fields["po_number"].help_text = "Printed on every invoice." + (
+            " Your organisation needs one." if organisation.needs_purchase_order else ""
+        )
 
 
 def _joinable_organisations(request: HttpRequest) -> list[Organisation]:
@@ -88,24 +105,82 @@ def join_page(request: HttpRequest) -> HttpResponse:
     )
 
 
+_RETURN_MESSAGES = {
+    ("checkout", "success"): (messages.SUCCESS, "Thank you: your payment is being confirmed."),
+    ("checkout", "cancelled"): (messages.INFO, "Checkout was cancelled; nothing was charged."),
+    ("card", "saved"): (
+        messages.SUCCESS,
+        "Thank you: your card is saved. Your membership is paid by card from now on.",
+    ),
+    ("card", "cancelled"): (messages.INFO, "No card was saved; your membership is still paid by invoice."),
+}
+
+
 @organisation_view()
 def billing_page(request: HttpRequest, organisation: Organisation, membership) -> HttpResponse:
-    subscriptions = list(organisation.subscriptions.select_related("tier"))
+    for (name, value), (level, text) in _RETURN_MESSAGES.items():
+        if request.GET.get(name) == value:
+            messages.add_message(request, level, text)
+    return _billing_page(request, organisation, membership)
+
+
+def _billing_page(
+    request: HttpRequest,
+    organisation: Organisation,
+    membership,
+    *,
+    renew_form: JoinForm | None = None,
+    invoice_form: SwitchToInvoiceForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    """The page every member sees; an admin also gets the forms that change the membership."""
+    subscriptions = list(organisation.subscriptions.select_related("tier", "scheduled_tier"))
     live = next((s for s in subscriptions if s.status in Subscription.LIVE_STATUSES), None)
-    if request.GET.get("checkout") == "success":
-        messages.success(request, "Thank you: your payment is being confirmed.")
-    elif request.GET.get("checkout") == "cancelled":
-        messages.info(request, "Checkout was cancelled; nothing was charged.")
+    history = [s for s in subscriptions if s is not live]
     context = portal_context(
         request,
         organisation,
         membership,
         live=live,
-        history=[s for s in subscriptions if s is not live],
+        history=history,
         invoices=organisation.invoices.select_related("subscription__tier")[:24],
-        join_form=JoinForm(organisation=organisation) if membership.is_admin and not live else None,
     )
-    return render(request, "membership/billing/billing.html", context)
+    if membership.is_admin and live is None:
+        context["renew_form"] = renew_form or _renew_form(organisation, history[0] if history else None)
+    if membership.is_admin and live is not None and live.status == Subscription.Status.ACTIVE:
+        context["tier_options"] = _tier_options(organisation, live)
+        context["invoice_form"] = invoice_form or SwitchToInvoiceForm(
+            organisation=organisation, initial={"po_number": live.po_number}
+        )
+    return render(request, "membership/billing/billing.html", context, status=status)
+
+
+def _renew_form(organisation: Organisation, last: Subscription | None) -> JoinForm | None:
+    """Joining again, on the last membership's terms (any tier can be chosen on the Join page instead)."""
+    if last is None or not last.tier.is_public:
+        return None
+    initial = {
+        "tier": last.tier,
+        "interval": last.interval,
+        "payment_method": last.payment_method,
+        "po_number": last.po_number,
+    }
+    return JoinForm(organisation=organisation, initial=initial)
+
+
+def _tier_options(organisation: Organisation, live: Subscription) -> list[dict]:
+    """The other public tiers with a price for this organisation and billing interval, each an up- or downgrade."""
+    options = []
+    prices = TierPrice.objects.filter(
+        organisation_type=organisation.organisation_type, size_band=organisation.size_band
+    ).select_related("tier")
+    for price in (
+        prices.filter(tier__is_public=True).exclude(tier=live.tier_id).order_by("tier__sort_order", "tier__name")
+    ):
+        amount = billing.price_of(price, price.tier, live.interval)
+        if amount is not None:
+            options.append({"tier": price.tier, "amount": amount, "upgrade": amount > live.amount_pence})
+    return options
 
 
 @organisation_view(admin_only=True)
@@ -113,6 +188,9 @@ def billing_page(request: HttpRequest, organisation: Organisation, membership) -
 def start_membership(request: HttpRequest, organisation: Organisation, membership) -> HttpResponse:
     """Subscribe to a tier: by card through checkout, or by invoice with a purchase order number."""
     form = JoinForm(request.POST, organisation=organisation)
+    renewing = "renew" in request.POST  # from the billing page: errors are shown there, with what was typed
+    if not form.is_valid() and renewing:
+        return _billing_page(request, organisation, membership, renew_form=form, status=400)
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
@@ -144,3 +222,73 @@ def manage_card(request: HttpRequest, organisation: Organisation, membership) ->
     except MembershipError as error:
         messages.error(request, str(error))
         return redirect("membership:billing", organisation.slug)
+
+
+# Changing a live membership: each action calls one service in membership.billing_changes ---------------------
+
+
+def _done(request: HttpRequest, organisation: Organisation, change) -> HttpResponse:
+    try:
+        messages.success(request, change())
+    except MembershipError as error:
+        messages.error(request, str(error))
+    return redirect("membership:billing", organisation.slug)
+
+
+@organisation_view(admin_only=True)
+@require_POST
+def change_tier(request: HttpRequest, organisation: Organisation, membership) -> HttpResponse:
+    """Upgrade or downgrade: prorated at once by card, or (invoice payers' downgrades) at renewal."""
+    form = TierChangeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose the tier to move to.")
+        return redirect("membership:billing", organisation.slug)
+    tier = form.cleaned_data["tier"]
+    return _done(request, organisation, lambda: billing_changes.change_tier(organisation, tier, request.user))
+
+
+@organisation_view(admin_only=True)
+@require_POST
+def keep_tier(request: HttpRequest, organisation: Organisation, membership) -> HttpResponse:
+    """Take back a downgrade waiting for the renewal."""
+    return _done(request, organisation, lambda: billing_changes.keep_tier(organisation, request.user))
+
+
+@organisation_view(admin_only=True)
+@require_POST
+def switch_to_invoice(request: HttpRequest, organisation: Organisation, membership) -> HttpResponse:
+    form = SwitchToInvoiceForm(request.POST, organisation=organisation)
+    if form.is_valid():
+        try:
+            message = billing_changes.switch_to_invoice(organisation, request.user, form.cleaned_data["po_number"])
+        except MembershipError as error:
+            form.add_error(None, str(error))
+        else:
+            messages.success(request, message)
+            return redirect("membership:billing", organisation.slug)
+    return _billing_page(request, organisation, membership, invoice_form=form, status=400)
+
+
+@organisation_view(admin_only=True)
+@require_POST
+def switch_to_card(request: HttpRequest, organisation: Organisation, membership) -> HttpResponse:
+    """Send the admin to save a card (Stripe Checkout in setup mode, or the demo's stand-in)."""
+    try:
+        return redirect(billing_changes.start_switch_to_card(organisation, request.user))
+    except MembershipError as error:
+        messages.error(request, str(error))
+        return redirect("membership:billing", organisation.slug)
+
+
+@organisation_view(admin_only=True)
+@require_POST
+def cancel_membership(request: HttpRequest, organisation: Organisation, membership) -> HttpResponse:
+    """End the membership when its period ends."""
+    return _done(request, organisation, lambda: billing_changes.cancel_at_period_end(organisation, request.user))
+
+
+@organisation_view(admin_only=True)
+@require_POST
+def resume_membership(request: HttpRequest, organisation: Organisation, membership) -> HttpResponse:
+    """Take back a cancellation before the period ends."""
+    return _done(request, organisation, lambda: billing_changes.resume_membership(organisation, request.user))

@@ -3,6 +3,7 @@ from django.db import models
 
 from membership.models import (
     DEFAULT_PUBLIC_FIELDS,
+    PRICING_FIELDS,
     Organisation,
     OrganisationMember,
     PublicField,
@@ -48,6 +49,11 @@ class OrganisationForm(forms.ModelForm):
             self.initial.setdefault("public_fields", list(DEFAULT_PUBLIC_FIELDS))
         for name in ("company_number", "postcode", "vat_number"):
             self.fields[name].widget.attrs["autocomplete"] = "off"
+        if self.instance.pk and self.instance.has_live_subscription():
+            # Type and size set the membership's price: once subscribed, only the membership team changes them.
+            for name in PRICING_FIELDS:
+                self.fields[name].disabled = True
+                self.fields[name].help_text = "This sets your membership's price. To change it, please contact us."
 
     def clean_company_number(self) -> str:
         number = self.cleaned_data["company_number"].strip().upper()

@@ -3,7 +3,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import FileExtensionValidator
+from django.core.validators import FileExtensionValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -55,6 +55,9 @@ class PublicField(models.TextChoices):
     SPECIALISMS = "specialisms", "Specialisms"
     SOCIAL = "social", "Social links"
 
+
+# What an organisation's price is looked up by (the tier's price matrix): locked for its admins once subscribed.
+PRICING_FIELDS = ["organisation_type", "size_band"]
 
 DEFAULT_PUBLIC_FIELDS = [
     PublicField.DESCRIPTION,
@@ -208,6 +211,9 @@ class Organisation(models.Model):
     def seats_taken(self) -> int:
         """People in the organisation plus invitations still open: each will take a seat."""
         return self.active_members().count() + self.invitations.pending().count()
+
+    def has_live_subscription(self) -> bool:
+        return self.subscriptions.filter(status__in=Subscription.LIVE_STATUSES).exists()
 
 
 class OrganisationMemberQuerySet(models.QuerySet["OrganisationMember"]):
@@ -495,9 +501,23 @@ class SubscriptionQuerySet(models.QuerySet["Subscription"]):
     def live(self) -> "SubscriptionQuerySet":
         return self.filter(status__in=Subscription.LIVE_STATUSES)
 
-    def entitled(self) -> "SubscriptionQuerySet":
-        """Subscriptions whose organisation has its tier's benefits now."""
-        return self.filter(status__in=Subscription.ENTITLED_STATUSES)
+    def entitled(self, now=None) -> "SubscriptionQuerySet":
+        """Subscriptions whose organisation has its tier's benefits at ``now`` (default: now).
+
+        Active, past due (Stripe is retrying) and in grace; but not a grace period that has run out, nor a
+        membership set not to renew whose period has ended, even before the daily job has lapsed them.
+        """
+        now = now or timezone.now()
+        Status = Subscription.Status
+        return (
+            self.filter(status__in=Subscription.ENTITLED_STATUSES)
+            .exclude(status=Status.GRACE, grace_ends_at__lte=now)
+            .exclude(
+                models.Q(cancel_at_period_end=True) | models.Q(auto_renew=False),
+                status=Status.ACTIVE,
+                current_period_end__lte=now,
+            )
+        )
 
 
 class Subscription(models.Model):
@@ -540,8 +560,20 @@ class Subscription(models.Model):
     cancel_at_period_end = models.BooleanField(default=False)
     po_number = models.CharField("purchase order number", max_length=50, blank=True)
     grace_ends_at = models.DateTimeField(null=True, blank=True)
+    scheduled_tier = models.ForeignKey(
+        Tier,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="A downgrade that takes effect at the next renewal (invoice payers).",
+    )
     stripe_subscription_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
     stripe_checkout_session_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    stripe_schedule_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    # Each change the portal asks of Stripe takes the next number: its idempotency key includes it, so a retry
+    # of one change is recognised by Stripe and a later, different change is not mistaken for it.
+    changes_requested = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     ended_at = models.DateTimeField(null=True, blank=True)
 
@@ -618,9 +650,12 @@ class StripeEvent(models.Model):
 
 
 class BillingNotice(models.Model):
-    """An e-mail about billing that went out, so a job run twice sends it once.
+    """An e-mail about billing, recorded once per occasion so a job run twice queues it once.
 
-    ``key`` names the occasion, e.g. the period end a renewal reminder is for.
+    ``key`` names the occasion, e.g. the period end a renewal reminder is for. The row is written with the
+    change that causes the e-mail (``queued_at``); ``delivered_at`` is set by the e-mail task once the message
+    has gone. A notice left undelivered (a worker that died, a queue that lost the task) is queued again by the
+    daily job, so a notice is sent at least once: rarely twice, never silently not at all.
     """
 
     class Kind(models.TextChoices):
@@ -629,18 +664,274 @@ class BillingNotice(models.Model):
         RENEWAL_7 = "renewal_7", "Renewal in 7 days"
         CHARGE_NOTICE = "charge_notice", "Card charge notice"
         PAYMENT_FAILED = "payment_failed", "Payment failed"
+        GRACE_STARTED = "grace_started", "Grace period started"
         LAPSED = "lapsed", "Membership lapsed"
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="notices")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     key = models.CharField(max_length=100)
-    sent_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-sent_at"]
+        ordering = ["-queued_at"]
         constraints = [
             models.UniqueConstraint(fields=["subscription", "kind", "key"], name="membership_billingnotice_once"),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} for {self.subscription}"
+
+
+class ActivityKind(models.TextChoices):
+    LOGIN = "login", "Logged in"
+    EVENT_REGISTERED = "event_registered", "Registered for an event"
+    EVENT_ATTENDED = "event_attended", "Attended an event"
+    PERK_REDEEMED = "perk_redeemed", "Redeemed a perk"
+    PAGE_READ = "page_read", "Read a members-only page"
+    PROFILE_UPDATED = "profile_updated", "Updated the organisation's profile"
+    COLLEAGUE_JOINED = "colleague_joined", "A colleague joined"
+    INVOICE_PAID = "invoice_paid", "Paid an invoice"
+    STORY_PUBLISHED = "story_published", "Had a success story published"
+    STAFF_INTERACTION = "staff_interaction", "Contact with the membership team"
+
+
+class ActivityEventQuerySet(models.QuerySet["ActivityEvent"]):
+    def since(self, moment) -> "ActivityEventQuerySet":
+        return self.filter(occurred_at__gte=moment)
+
+
+class ActivityEvent(models.Model):
+    """One thing an organisation did that shows it is getting value from its membership.
+
+    Rows are only added, through ``membership.activity.record_activity``. ``key`` names the occasion
+    (``perk_redeemed:redemption:42``, ``login:7:3:2026-11-21``), so the same occasion is never counted twice.
+    """
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="activity")
+    person = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    kind = models.CharField(max_length=30, choices=ActivityKind.choices)
+    occurred_at = models.DateTimeField(default=timezone.now)
+    key = models.CharField(max_length=200, unique=True)
+    detail = models.CharField(max_length=200, blank=True)
+
+    objects = ActivityEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        indexes = [models.Index(fields=["organisation", "-occurred_at"], name="membership_activity_org_time")]
+
+    def __str__(self) -> str:
+        return f"{self.occurred_at:%Y-%m-%d} {self.organisation}: {self.get_kind_display()}"
+
+
+# Engagement: how much value each organisation is getting, and the tools the engagement manager uses ----------
+
+
+class EngagementBand(models.TextChoices):
+    THRIVING = "thriving", "Thriving"
+    STEADY = "steady", "Steady"
+    AT_RISK = "at_risk", "At risk"
+    DORMANT = "dormant", "Dormant"
+
+
+# Points for each kind of activity until staff change them: showing up in person and telling a success story
+# count most; a log-in or a page read counts a little, as often as it happens.
+DEFAULT_WEIGHTS = {
+    ActivityKind.LOGIN: 1,
+    ActivityKind.EVENT_REGISTERED: 3,
+    ActivityKind.EVENT_ATTENDED: 8,
+    ActivityKind.PERK_REDEEMED: 5,
+    ActivityKind.PAGE_READ: 1,
+    ActivityKind.PROFILE_UPDATED: 2,
+    ActivityKind.COLLEAGUE_JOINED: 4,
+    ActivityKind.INVOICE_PAID: 2,
+    ActivityKind.STORY_PUBLISHED: 10,
+    ActivityKind.STAFF_INTERACTION: 2,
+}
+
+
+def _default_weights() -> dict[str, int]:
+    return {str(kind): points for kind, points in DEFAULT_WEIGHTS.items()}
+
+
+class EngagementSettings(models.Model):
+    """How engagement is scored and when an organisation needs attention: one row, edited by staff.
+
+    Score = the sum over the organisation's activity of ``weight * 0.5 ** (age in days / half-life)``.
+    Bands: ``thriving`` from ``thriving_from`` points, ``steady`` from ``steady_from``, ``at risk`` from
+    ``at_risk_from``, ``dormant`` below that. Changing the weights or the half-life recomputes every score.
+    """
+
+    weights = models.JSONField(default=_default_weights, help_text="Points for one occasion of each kind of activity.")
+    half_life_days = models.PositiveSmallIntegerField(
+        "half-life (days)",
+        default=45,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="After this many days an occasion counts half as much; after twice as long, a quarter.",
+    )
+    thriving_from = models.FloatField("thriving from (points)", default=30, validators=[MinValueValidator(0)])
+    steady_from = models.FloatField("steady from (points)", default=10, validators=[MinValueValidator(0)])
+    at_risk_from = models.FloatField(
+        "at risk from (points)",
+        default=3,
+        validators=[MinValueValidator(0)],
+        help_text="Below this an organisation is dormant.",
+    )
+    renewal_window_days = models.PositiveSmallIntegerField(
+        "renewal is near within (days)",
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(366)],
+        help_text="An organisation renewing this soon joins the at-risk queue if its score is low or falling.",
+    )
+    falling_percent = models.PositiveSmallIntegerField(
+        "falling: activity down by (per cent)",
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+        help_text="Points in the last 90 days this much lower than in the 90 days before count as falling.",
+    )
+    quiet_days = models.PositiveSmallIntegerField(
+        "quiet after (days)",
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text="A member with no activity for this long joins the at-risk queue whenever it renews.",
+    )
+    digest_recipients = models.CharField(
+        "weekly digest goes to",
+        max_length=500,
+        blank=True,
+        help_text="Comma-separated e-mail addresses of the engagement manager(s). Empty: no digest is sent.",
+    )
+
+    class Meta:
+        verbose_name = "engagement settings"
+        verbose_name_plural = "engagement settings"
+
+    def __str__(self) -> str:
+        return "Engagement settings"
+
+    def clean(self) -> None:
+        if not self.thriving_from > self.steady_from > self.at_risk_from:
+            raise ValidationError("The bands must go down: thriving above steady, steady above at risk.")
+        unknown = set(self.weights) - set(ActivityKind.values)
+        if unknown:
+            raise ValidationError(f"Unknown kinds of activity: {', '.join(sorted(unknown))}.")
+
+    @classmethod
+    def load(cls) -> "EngagementSettings":
+        """The one row, created with the defaults the first time it is asked for."""
+        settings_row, _ = cls.objects.get_or_create(pk=1)
+        return settings_row
+
+    def weight(self, kind: str) -> float:
+        return float(self.weights.get(kind, DEFAULT_WEIGHTS.get(kind, 0)))
+
+    @property
+    def recipients(self) -> list[str]:
+        return [email.strip() for email in self.digest_recipients.split(",") if email.strip()]
+
+
+class EngagementScore(models.Model):
+    """An organisation's engagement score, kept so that it can be read at any moment without summing again.
+
+    ``level`` is log2 of the organisation's activity points *without* decay, each occasion scaled up by
+    ``2 ** (days from 2000-01-01 to the occasion / half-life)``. The score at any moment t is then
+    ``2 ** (level - days to t / half-life)``: the decay is applied on reading. So adding one occasion never
+    needs the others (incremental), a full recomputation gives the same number, and ordering or banding
+    organisations by score now is a comparison on ``level`` alone. Empty when there is no activity.
+    """
+
+    organisation = models.OneToOneField(
+        Organisation, primary_key=True, on_delete=models.CASCADE, related_name="engagement"
+    )
+    level = models.FloatField(null=True, blank=True)
+    last_activity_at = models.DateTimeField(null=True, blank=True)
+    recomputed_at = models.DateTimeField(null=True, blank=True, help_text="When the nightly job last summed it.")
+
+    # No index on level: a row per organisation is read whole in a moment, and without one every update (each
+    # occasion recorded, every score each night) can stay on its page.
+
+    def __str__(self) -> str:
+        return f"Engagement of {self.organisation_id}"
+
+
+class EngagementDigest(models.Model):
+    """The weekly digest for the engagement manager: one row per week, so a week's digest goes once."""
+
+    week_starting = models.DateField(unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    recipients = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-week_starting"]
+
+    def __str__(self) -> str:
+        return f"Engagement digest for the week of {self.week_starting}"
+
+
+class MemberImport(models.Model):
+    """A spreadsheet of organisations and contacts uploaded by staff: checked and previewed, then imported.
+
+    Nothing is written until staff confirm, and then either every row is imported or none is.
+    """
+
+    class Status(models.TextChoices):
+        CHECKING = "checking", "Checking"
+        CHECKED = "checked", "Ready to import"
+        INVALID = "invalid", "Has errors"
+        IMPORTING = "importing", "Importing"
+        DONE = "done", "Imported"
+        FAILED = "failed", "Failed"
+
+    # The file itself is kept in the database, not with public uploads: it holds personal data, and the worker
+    # that imports it may run on another machine. It is emptied once the import is finished with.
+    content = models.BinaryField(editable=False, default=bytes)
+    size = models.PositiveIntegerField(default=0)
+    filename = models.CharField(max_length=200)
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CHECKING)
+    rows = models.PositiveIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True, help_text="Rows by outcome: new, update, unchanged, error.")
+    problems = models.JSONField(default=list, blank=True, help_text="Messages about the file as a whole.")
+    extra_columns = models.JSONField(default=list, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("import_members", "Can import organisations and contacts from a spreadsheet")]
+
+    def __str__(self) -> str:
+        return f"{self.filename} ({self.get_status_display()})"
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (self.Status.CHECKING, self.Status.IMPORTING)
+
+
+class MemberImportRow(models.Model):
+    """What importing one row of a checked file does, for the preview."""
+
+    class Outcome(models.TextChoices):
+        NEW = "new", "New"
+        UPDATE = "update", "Update"
+        UNCHANGED = "unchanged", "Unchanged"
+        ERROR = "error", "Error"
+
+    member_import = models.ForeignKey(MemberImport, on_delete=models.CASCADE, related_name="row_results")
+    row_number = models.PositiveIntegerField()
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    organisation = models.CharField(max_length=200, blank=True)
+    email = models.CharField(max_length=254, blank=True)
+    summary = models.CharField(max_length=500, blank=True)
+    messages = models.JSONField(default=dict, blank=True, help_text="Field name to its messages.")
+
+    class Meta:
+        ordering = ["member_import", "row_number"]
+        indexes = [models.Index(fields=["member_import", "outcome", "row_number"], name="membership_importrow_outcome")]
+
+    def __str__(self) -> str:
+        return f"Row {self.row_number}: {self.outcome}"

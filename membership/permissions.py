@@ -32,3 +32,21 @@ def grant_membership_team_permissions(group: Group) -> None:
     Deleting organisations and removing people stay with superusers and the member services.
     """
     group.permissions.add(*membership_team_permissions())
+
+
+# The engagement workspace: the dashboard and queue, and the scoring settings. Importing is granted on its own
+# (``membership.import_members``), to those trusted to change many records at once.
+ENGAGEMENT_PERMISSIONS = {
+    "engagementscore": ["view"],
+    "engagementsettings": ["view", "change"],
+}
+
+
+def grant_engagement_permissions(group: Group, *, can_import: bool = False) -> None:
+    """Give ``group`` the engagement workspace (and, with ``can_import``, spreadsheet imports); may run again."""
+    query = Q()
+    for model, actions in ENGAGEMENT_PERMISSIONS.items():
+        query |= Q(content_type__model=model, codename__in=[f"{action}_{model}" for action in actions])
+    if can_import:
+        query |= Q(codename="import_members")
+    group.permissions.add(*Permission.objects.filter(query, content_type__app_label="membership"))

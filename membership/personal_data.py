@@ -81,6 +81,7 @@ def _erase(user: User) -> None:
             subject=user,
             changes={"role": [membership.role, None]},
         )
+    _withdraw_invitations_nobody_can_welcome(organisation_ids)
     # The history keeps its shape, but no longer names the person.
     names = {n for n in (user.get_full_name(), user.email) if n}
     for entry in AuditEntry.objects.filter(Q(subject=user) | Q(actor=user)):
@@ -95,6 +96,23 @@ def _erase(user: User) -> None:
     )
     JoinRequest.objects.filter(user=user).update(email="", message="")
     Organisation.objects.filter(billing_contact=user).update(billing_contact=None)
+
+
+def _withdraw_invitations_nobody_can_welcome(organisation_ids: list[int]) -> None:
+    """An organisation the person leaves with nobody in it keeps no open invitations: whoever accepted one would
+    be in an organisation with no admin. Its membership and records stay for the membership team."""
+    empty = Organisation.objects.filter(pk__in=organisation_ids).exclude(memberships__left_at__isnull=True)
+    for organisation in empty:
+        pending = organisation.invitations.pending()
+        count = pending.update(revoked_at=timezone.now(), nonce="")
+        if count:
+            services.record_audit(
+                "membership.invitation.revoked",
+                f"{count} open invitation{'s' if count != 1 else ''} to {organisation} withdrawn: its only admin "
+                "deleted their account, and nobody is left to manage it",
+                organisation=organisation,
+                changes={"open_invitations": [count, 0]},
+            )
 
 
 def register_sections() -> None:

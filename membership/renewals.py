@@ -6,6 +6,12 @@ queues each e-mail once: every subscription is handled in its own transaction wi
 checked again inside the lock, and every e-mail is recorded as a ``BillingNotice`` (unique per subscription, kind
 and period) in the transaction that queues it. The e-mail task checks again before it sends, so a message queued
 for a state that has since changed (a renewal paid, a card fixed) does not go.
+
+Delivery is at least once. The task sends with the notice's row locked and marks it delivered in the same
+transaction; a notice still undelivered an hour after it was recorded (the process died before the task was
+queued, or the worker died mid-send) is queued again by the daily job, for up to a week. The price is that a
+worker killed between the SMTP server accepting the message and the commit sends it a second time: a rare
+duplicate reminder is better than a payment-failed or lapse notice that silently never goes.
 """
 
 from collections.abc import Callable
@@ -33,8 +39,10 @@ CHARGE_NOTICE_DAYS = 3
 # Stripe charges a renewal about an hour after the period ends and its webhook can come later still: an active
 # subscription is only called unpaid once a day has passed.
 RENEWAL_SETTLE_TIME = timedelta(days=1)
-# Has no BillingNotice kind: the move into grace happens once, under the row lock, and queues this e-mail once.
-GRACE_STARTED = "grace_started"
+GRACE_STARTED = Kind.GRACE_STARTED
+# A notice not delivered this long after it was recorded is queued again by the daily job, for up to a week.
+REDELIVER_AFTER = timedelta(hours=1)
+REDELIVER_FOR = timedelta(days=7)
 
 _TEMPLATES = {
     Kind.RENEWAL_60: "renewal-reminder",
@@ -316,9 +324,7 @@ def _start_grace_period(subscription_id: int, now: datetime) -> bool:
         grace_ends_at=grace_ends_at,
     )
     if grace_ends_at > now:  # otherwise it lapses in this same run, and that e-mail says all there is to say
-        from membership import tasks
-
-        queue_on_commit(tasks.send_billing_email, subscription.pk, GRACE_STARTED)
+        _record_notice(subscription, Kind.GRACE_STARTED)
     return True
 
 
@@ -357,7 +363,8 @@ def _lapse(subscription_id: int, now: datetime) -> bool:
     subscription = _locked(subscription_id)
     if subscription is None or not _lapse_due(subscription, now):
         return False
-    reason = "was not renewed" if subscription.status == Status.ACTIVE else "was not paid"
+    unpaid = subscription.status != Status.ACTIVE
+    reason = "was not paid" if unpaid else "was not renewed"
     _change_status(
         subscription,
         Status.LAPSED,
@@ -366,31 +373,68 @@ def _lapse(subscription_id: int, now: datetime) -> bool:
         ended_at=now,
     )
     _record_notice(subscription, Kind.LAPSED)
+    if unpaid:  # Stripe must not renew it next year; its open invoice stays payable (a late payment reinstates)
+        from membership import tasks
+
+        queue_on_commit(tasks.stop_renewing_after_lapse, subscription.pk)
     return True
 
 
 # Sending -----------------------------------------------------------------------------------------------------
 
 
+@transaction.atomic
 def send_billing_email(subscription_id: int, kind: str) -> None:
-    """Render and send one billing e-mail if it is still due: its notice is recorded for the current period and
-    the subscription is still in a state the e-mail describes. Called by the e-mail task."""
+    """Send one billing e-mail if it is still due, and mark its notice delivered. Called by the e-mail task.
+
+    Due: its notice is recorded for the current period and not yet delivered, and the subscription is still in a
+    state the e-mail describes. The notice's row stays locked from the check to the commit, so two workers given
+    the same task send it once. If sending fails, nothing is marked and the task (or the daily job) tries again.
+    """
     subscription = (
         Subscription.objects.select_related("organisation__billing_contact", "tier").filter(pk=subscription_id).first()
     )
-    if subscription is None or kind not in _TEMPLATES or not _still_due(subscription, kind):
+    if subscription is None or kind not in _TEMPLATES:
+        return
+    notice = (
+        BillingNotice.objects.select_for_update()
+        .filter(subscription=subscription, kind=kind, key=_period_key(subscription))
+        .first()
+    )
+    if notice is None or notice.delivered_at is not None or not _still_due(subscription, kind):
         return
     recipients = billing_recipients(subscription.organisation)
     if recipients:
         send_email(f"membership/emails/{_TEMPLATES[kind]}", recipients, _email_context(subscription, kind))
+    notice.delivered_at = timezone.now()
+    notice.save(update_fields=["delivered_at"])
 
 
 def _still_due(subscription: Subscription, kind: str) -> bool:
     if subscription.status not in _SENDABLE_IN[kind]:
         return False
-    if kind == Kind.CHARGE_NOTICE and not _charges_card(subscription):
-        return False
-    return kind == GRACE_STARTED or subscription.notices.filter(kind=kind, key=_period_key(subscription)).exists()
+    return kind != Kind.CHARGE_NOTICE or _charges_card(subscription)
+
+
+def redeliver_notices(now: datetime | None = None) -> int:
+    """Queue again the e-mail of every notice recorded between an hour and a week ago and still undelivered, whose
+    subscription is still in a state it describes: what a lost task or a dead worker left unsent."""
+    from membership import tasks
+
+    now = now or timezone.now()
+    still_sendable = Q()
+    for kind, statuses in _SENDABLE_IN.items():
+        still_sendable |= Q(kind=kind, subscription__status__in=statuses)
+    undelivered = BillingNotice.objects.filter(
+        still_sendable,
+        delivered_at__isnull=True,
+        queued_at__lte=now - REDELIVER_AFTER,
+        queued_at__gt=now - REDELIVER_FOR,
+    )
+    pairs = list(undelivered.values_list("subscription_id", "kind"))
+    for subscription_id, kind in pairs:
+        tasks.send_billing_email.delay(subscription_id, kind)
+    return len(pairs)
 
 
 def _email_context(subscription: Subscription, kind: str) -> dict:

@@ -16,7 +16,10 @@ from django.utils.text import slugify
 
 from accounts.models import User
 from config.celery import queue_on_commit
+from membership.activity import record_activity
 from membership.models import (
+    PRICING_FIELDS,
+    ActivityKind,
     AuditEntry,
     FollowUp,
     Invitation,
@@ -52,6 +55,24 @@ def record_audit(
         organisation=organisation,
         subject=subject,
         changes=changes or {},
+    )
+
+
+def record_audits(entries: list[dict]) -> None:
+    """Write many audit entries at once (an import); each dict takes ``record_audit``'s arguments, with
+    ``organisation_id`` in place of ``organisation``."""
+    AuditEntry.objects.bulk_create(
+        [
+            AuditEntry(
+                action=entry["action"],
+                summary=entry["summary"][:300],
+                actor=entry.get("actor") if entry.get("actor") and entry["actor"].is_authenticated else None,
+                organisation_id=entry.get("organisation_id"),
+                changes=entry.get("changes") or {},
+            )
+            for entry in entries
+        ],
+        batch_size=2000,
     )
 
 
@@ -126,6 +147,7 @@ def update_organisation(
     before = _lock(organisation)  # and nobody else's edit can land between the two pictures
     _require_admin(before, actor)
     fields = [f for f in form.fields if f not in _LIST_FIELDS]
+    _refuse_price_change(before, actor, form, fields)
     lists_before = {field: read(before) for field, read in _LIST_FIELDS.items() if field in form.fields}
     organisation = save() if save else form.save()
     changes = diff(before, organisation, fields)
@@ -141,10 +163,34 @@ def update_organisation(
             organisation=organisation,
             changes=changes,
         )
+        record_activity(
+            organisation,
+            ActivityKind.PROFILE_UPDATED,
+            key=f"{organisation.pk}:{timezone.localdate().isoformat()}",
+            person=actor if membership_of(organisation, actor) else None,
+            detail=", ".join(sorted(changes)),
+        )
     return organisation
 
 
 # Checks ---------------------------------------------------------------------------------------------
+
+
+def _refuse_price_change(organisation: Organisation, actor: User, form, fields: list[str]) -> None:
+    """Type and size choose the membership's price: once it is subscribed, only staff change them (audited), and
+    the price follows at the next change of tier or renewal the membership team arranges."""
+    if actor.is_staff or not organisation.has_live_subscription():
+        return
+    changed = [
+        f
+        for f in PRICING_FIELDS
+        if f in fields and form.cleaned_data.get(f, getattr(organisation, f)) != getattr(organisation, f)
+    ]
+    if changed:
+        raise MembershipError(
+            "Your organisation's type and size set its membership price, so they cannot be changed while it is a "
+            "member. Please contact the membership team."
+        )
 
 
 def _lock(organisation: Organisation) -> Organisation:
@@ -312,7 +358,18 @@ def accept_invitation(invitation: Invitation, user: User) -> OrganisationMember:
         subject=user,
         changes={"role": [None, invitation.role]},
     )
+    _record_colleague_joined(membership)
     return membership
+
+
+def _record_colleague_joined(membership: OrganisationMember) -> None:
+    record_activity(
+        membership.organisation,
+        ActivityKind.COLLEAGUE_JOINED,
+        key=str(membership.pk),
+        person=membership.user,
+        occurred_at=membership.joined_at,
+    )
 
 
 def _queue_invitation_email(invitation: Invitation) -> None:
@@ -386,7 +443,10 @@ def decide_join_request(join_request: JoinRequest, actor: User, *, approve: bool
         raise MembershipError("That request has already been decided.")
     if approve and membership_of(organisation, join_request.user) is None:
         _check_seat_available(organisation)
-        OrganisationMember.objects.create(organisation=organisation, user=join_request.user, role=Role.MEMBER)
+        membership = OrganisationMember.objects.create(
+            organisation=organisation, user=join_request.user, role=Role.MEMBER
+        )
+        _record_colleague_joined(membership)
     join_request.status = JoinRequest.Status.APPROVED if approve else JoinRequest.Status.DECLINED
     join_request.decided_at = timezone.now()
     join_request.decided_by = actor
@@ -492,8 +552,16 @@ def remove_member(membership: OrganisationMember, actor: User) -> None:
 
 
 @transaction.atomic
+@transaction.atomic
 def add_note(organisation: Organisation, author: User, *, kind: str, date, body: str) -> Note:
-    return Note.objects.create(organisation=organisation, author=author, kind=kind, date=date, body=body)
+    note = Note.objects.create(organisation=organisation, author=author, kind=kind, date=date, body=body)
+    record_activity(
+        organisation,
+        ActivityKind.STAFF_INTERACTION,
+        key=f"note:{note.pk}",
+        detail=f"{note.get_kind_display()} logged by {author}",
+    )
+    return note
 
 
 @transaction.atomic

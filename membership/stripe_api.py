@@ -4,6 +4,8 @@ Callers pass an idempotency key built from our own ids on every call that create
 retried request (ours or the library's) never makes a second customer, checkout or payment.
 """
 
+import functools
+
 import stripe
 from django.conf import settings
 
@@ -14,9 +16,15 @@ TIMEOUT_SECONDS = 15
 
 def client() -> stripe.StripeClient:
     """A Stripe client for the configured account; ``STRIPE_API_BASE`` points it elsewhere (the tests' fake)."""
-    base = settings.STRIPE_API_BASE
+    return _client(settings.STRIPE_SECRET_KEY, settings.STRIPE_API_BASE)
+
+
+@functools.lru_cache(maxsize=4)
+def _client(secret_key: str, base: str | None) -> stripe.StripeClient:
+    # One client per process and configuration: its HTTP sessions (one per thread) keep their connections to
+    # Stripe open, so a webhook's re-reads do not each pay for a new TLS handshake.
     return stripe.StripeClient(
-        settings.STRIPE_SECRET_KEY,
+        secret_key,
         base_addresses={"api": base} if base else None,
         # The local fake answers at once or not at all; against Stripe, the library's retries reuse our keys.
         max_network_retries=0 if base else 2,

@@ -1,5 +1,6 @@
 """Membership e-mails, sent in the background once the change that causes them has committed."""
 
+import stripe
 from celery import shared_task
 from django.conf import settings
 from django.urls import reverse
@@ -62,7 +63,8 @@ def send_join_decision_email(join_request_id: int) -> None:
 @shared_task(acks_late=True)
 def run_renewal_jobs() -> dict[str, int]:
     """The daily billing round: unpaid renewals into grace, expired grace to lapsed, then the e-mails ahead of
-    renewals. Safe to run twice; returns how many subscriptions each step acted on."""
+    renewals, then e-mails recorded earlier but never delivered. Safe to run twice; returns how many
+    subscriptions (or notices) each step acted on."""
     from django.utils import timezone
 
     from membership import renewals
@@ -73,6 +75,7 @@ def run_renewal_jobs() -> dict[str, int]:
         "lapsed": renewals.lapse_expired(now),
         "renewal_reminders": renewals.send_renewal_reminders(now),
         "charge_notices": renewals.send_charge_notices(now),
+        "notices_redelivered": renewals.redeliver_notices(now),
     }
 
 
@@ -90,3 +93,60 @@ def send_payment_failed_notice(subscription_id: int) -> None:
     from membership import renewals
 
     renewals.send_payment_failed_notice(subscription_id)
+
+
+# Stripe unreachable, failing or busy: try again later. A request Stripe refuses (4xx) would be refused again.
+@shared_task(
+    acks_late=True,
+    autoretry_for=(stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError),
+    retry_backoff=True,
+    max_retries=8,
+)
+def stop_renewing_after_lapse(subscription_id: int) -> None:
+    """Queued on commit by the renewals job when it lapses a membership for want of payment."""
+    from membership import billing_changes
+
+    billing_changes.stop_renewing_after_lapse(subscription_id)
+
+
+# Engagement: the nightly full recomputation and the weekly digest (see membership.engagement).
+
+
+@shared_task(acks_late=True)
+def recompute_engagement_scores() -> int:
+    """Sum every organisation's activity again; the result equals the incremental updates made since."""
+    from membership.engagement import recompute_scores
+
+    return recompute_scores()
+
+
+@shared_task(acks_late=True)
+def queue_engagement_digest() -> bool:
+    """Beat asks every Monday morning (and may ask twice): the week's digest is queued once."""
+    from membership.engagement_dashboard import queue_weekly_digest
+
+    return queue_weekly_digest()
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_engagement_digest(digest_id: int) -> bool:
+    from membership.engagement_dashboard import send_digest
+
+    return send_digest(digest_id)
+
+
+# Imports staff start in the back office (see membership.importing): large files are checked and imported here.
+
+
+@shared_task(acks_late=True)
+def check_member_import(import_id: int) -> None:
+    from membership.importing import check_upload
+
+    check_upload(import_id)
+
+
+@shared_task(acks_late=True)
+def run_member_import(import_id: int) -> None:
+    from membership.importing import import_upload
+
+    import_upload(import_id)

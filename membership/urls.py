@@ -33,4 +33,10 @@ urlpatterns = [
     path("org/<slug:slug>/billing/", billing_views.billing_page, name="billing"),
     path("org/<slug:slug>/billing/start/", billing_views.start_membership, name="start_membership"),
     path("org/<slug:slug>/billing/card/", billing_views.manage_card, name="manage_card"),
+    path("org/<slug:slug>/billing/tier/", billing_views.change_tier, name="change_tier"),
+    path("org/<slug:slug>/billing/tier/keep/", billing_views.keep_tier, name="keep_tier"),
+    path("org/<slug:slug>/billing/pay-by-invoice/", billing_views.switch_to_invoice, name="switch_to_invoice"),
+    path("org/<slug:slug>/billing/pay-by-card/", billing_views.switch_to_card, name="switch_to_card"),
+    path("org/<slug:slug>/billing/cancel/", billing_views.cancel_membership, name="cancel_membership"),
+    path("org/<slug:slug>/billing/resume/", billing_views.resume_membership, name="resume_membership"),
 ]

@@ -42,12 +42,33 @@ def organisation_view(admin_only: bool = False):
     return decorator
 
 
+# Pages other apps add to the portal's menu: (label, URL name taking the organisation's slug, admins only).
+# They register in their AppConfig.ready, so membership never imports them.
+PORTAL_LINKS: list[tuple[str, str, bool]] = []
+
+
+def register_portal_link(label: str, url_name: str, *, admin_only: bool = False) -> None:
+    if (label, url_name, admin_only) not in PORTAL_LINKS:
+        PORTAL_LINKS.append((label, url_name, admin_only))
+
+
+def _portal_links(request: HttpRequest, organisation: Organisation, is_admin: bool) -> list[dict]:
+    links = []
+    for label, url_name, admin_only in PORTAL_LINKS:
+        if admin_only and not is_admin:
+            continue
+        url = reverse(url_name, args=[organisation.slug])
+        links.append({"label": label, "url": url, "current": request.path == url})
+    return links
+
+
 def portal_context(request: HttpRequest, organisation: Organisation, membership: OrganisationMember, **extra):
     return {
         "organisation": organisation,
         "membership": membership,
         "is_admin": membership.is_admin,
         "my_organisations": Organisation.objects.for_user(request.user).only("name", "slug"),
+        "portal_links": _portal_links(request, organisation, membership.is_admin),
         **extra,
     }
 

@@ -7,9 +7,10 @@ e-mail address finds its row as soon as it is saved.
 from django.contrib.auth.models import Permission
 from django.forms import CheckboxSelectMultiple
 from django.templatetags.static import static
-from django.urls import path, reverse
+from django.urls import include, path, reverse, reverse_lazy
 from django.utils.html import format_html
 from wagtail import hooks
+from wagtail.admin.menu import Menu, MenuItem, SubmenuMenuItem
 from wagtail.admin.panels import FieldPanel, InlinePanel, MultiFieldPanel, ObjectList, TitleFieldPanel
 from wagtail.admin.ui.tables import Column, DateColumn, StatusTagColumn, TitleColumn
 from wagtail.admin.viewsets.base import ViewSetGroup
@@ -381,6 +382,7 @@ class InvoiceViewSet(ReadOnlyListingViewSet):
         Column("status", label="Status", accessor="get_status_display"),
         DateColumn("due_date", label="Due"),
     ]
+    index_view_class = admin_views.SafeIndexView
     list_filter = ["status", "paid_out_of_band"]
     search_fields = ["number", "po_number", "organisation__name"]
     search_backend_name = None
@@ -431,3 +433,76 @@ def add_my_follow_ups(request, panels: list) -> None:
     # The panel links to organisation records, so it is for those who may open them.
     if request.user.has_perm("membership.view_organisation"):
         panels.append(admin_views.MyFollowUpsPanel(request.user))
+
+
+# The engagement workspace -----------------------------------------------------------------------------------
+
+
+@hooks.register("register_admin_urls")
+def register_engagement_urls() -> list:
+    from membership import engagement_urls
+
+    return [path("engagement/", include(engagement_urls, namespace="engagement"))]
+
+
+class PermissionMenuItem(MenuItem):
+    def __init__(self, label: str, url_name: str, permission, **kwargs) -> None:
+        super().__init__(label, reverse_lazy(url_name), **kwargs)
+        self.permission = permission
+
+    def is_shown(self, request) -> bool:
+        return self.permission(request.user)
+
+
+def _has(permission: str):
+    return lambda user: user.has_perm(permission)
+
+
+@hooks.register("register_admin_menu_item")
+def register_engagement_menu() -> SubmenuMenuItem:
+    from membership import exports
+
+    items = [
+        PermissionMenuItem(
+            "Workspace", "engagement:workspace", _has("membership.view_engagementscore"), icon_name="pick", order=100
+        ),
+        PermissionMenuItem(
+            "At-risk queue",
+            "engagement:at_risk",
+            _has("membership.view_engagementscore"),
+            icon_name="warning",
+            order=200,
+        ),
+        PermissionMenuItem(
+            "Import", "engagement:import", _has("membership.import_members"), icon_name="upload", order=300
+        ),
+        PermissionMenuItem(
+            "Export", "engagement:export", lambda user: bool(exports.exports_for(user)), icon_name="download", order=400
+        ),
+        PermissionMenuItem(
+            "Scoring settings",
+            "engagement:settings",
+            _has("membership.change_engagementsettings"),
+            icon_name="cogs",
+            order=500,
+        ),
+    ]
+    return SubmenuMenuItem("Engagement", Menu(items=items), icon_name="pick", name="engagement", order=160)
+
+
+@hooks.register("register_permissions")
+def register_engagement_permissions():
+    """Offer the workspace, settings and import permissions in the group editor."""
+    return (
+        _permissions("engagementscore", ["view"])
+        | _permissions("engagementsettings", ["change"])
+        | Permission.objects.filter(content_type__app_label="membership", codename="import_members")
+    )
+
+
+@hooks.register("construct_homepage_panels")
+def add_engagement_dashboard(request, panels: list) -> None:
+    if request.user.has_perm("membership.view_engagementscore"):
+        from membership.engagement_views import EngagementPanel
+
+        panels.append(EngagementPanel())

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
-from membership import billing
+from membership import billing, billing_changes
 from membership.models import Subscription
 
 logger = logging.getLogger(__name__)
@@ -64,4 +64,29 @@ def demo_checkout(request: HttpRequest, token: str) -> HttpResponse:
             "organisation": subscription.organisation,
             "amount": billing.format_pence(subscription.amount_pence),
         },
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def demo_card(request: HttpRequest, token: str) -> HttpResponse:
+    """The demo's stand-in for saving a card to pay an invoiced membership: its organisation's admins only."""
+    found = billing_changes.find_demo_card(token, request.user)
+    if found is None:
+        raise Http404("No such checkout.")
+    subscription, number = found
+    billing_page = billing.billing_page_path(subscription.organisation)
+    if subscription.payment_method != Subscription.PaymentMethod.INVOICE or subscription.status not in (
+        Subscription.LIVE_STATUSES
+    ):
+        return redirect(billing_page)  # moved to card, or ended, already: the billing page says which
+    if request.method == "POST":
+        if "save" in request.POST:
+            billing_changes.save_demo_card(subscription, number)
+            return redirect(f"{billing_page}?card=saved")
+        return redirect(f"{billing_page}?card=cancelled")
+    return render(
+        request,
+        "membership/billing/demo_card.html",
+        {"subscription": subscription, "organisation": subscription.organisation},
     )

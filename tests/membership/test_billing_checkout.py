@@ -49,18 +49,6 @@ def council_admin(council) -> object:
     return council.memberships.get().user
 
 
-@pytest.fixture
-def demo(settings):
-    """Demo mode, with a fake Stripe listening only to prove that nothing calls it."""
-    fake = FakeStripe().start()
-    settings.DEMO_PAYMENTS = True
-    settings.STRIPE_SECRET_KEY = ""
-    settings.STRIPE_WEBHOOK_SECRET = "whsec_demo_for_tests"
-    settings.STRIPE_API_BASE = fake.url
-    yield fake
-    fake.stop()
-
-
 # Card checkout --------------------------------------------------------------------------------------------------
 
 

@@ -348,3 +348,35 @@ def test_without_stripe_keys_the_webhook_trusts_nothing_from_outside(client, set
     )
     assert response.status_code == 400
     assert not StripeEvent.objects.exists()
+
+
+def test_an_invoice_event_reads_the_invoice_and_its_subscription_back_in_one_call(client, active, fake_stripe):
+    renewal = fake_stripe.renew(active.stripe_subscription["id"], paid=True)
+    reads_before = len(fake_stripe.calls("GET", "/v1/"))
+
+    assert deliver(client, "invoice.paid", renewal).status_code == 200
+
+    reads = fake_stripe.calls("GET", "/v1/")[reads_before:]
+    assert [(r.path, r.params) for r in reads] == [
+        (f"/v1/invoices/{renewal['id']}", {"expand": ["parent.subscription_details.subscription"]})
+    ]
+    subscription = fresh(active.subscription)
+    item = fake_stripe.get(active.stripe_subscription["id"])["items"]["data"][0]
+    assert subscription.current_period_end == moment(item["current_period_end"])
+    assert Invoice.objects.get(stripe_invoice_id=renewal["id"]).status == Invoice.Status.PAID
+
+
+def test_a_repeat_of_what_we_know_writes_nothing(client, active, fake_stripe, django_assert_max_num_queries):
+    stripe_subscription = fake_stripe.get(active.stripe_subscription["id"])
+    deliver(client, "customer.subscription.updated", stripe_subscription)
+    row = Subscription.objects.filter(pk=active.subscription.pk).values().get()
+
+    # The ledger row, the subscription's lock and the transaction: nothing is rewritten.
+    with django_assert_max_num_queries(4):
+        billing.receive_stripe_webhook(*_signed("customer.subscription.updated", stripe_subscription))
+
+    assert Subscription.objects.filter(pk=active.subscription.pk).values().get() == row
+
+
+def _signed(event_type: str, obj: dict) -> tuple[bytes, str]:
+    return signed_event(event_type, obj, WEBHOOK_SECRET)

@@ -4,6 +4,7 @@ Every job takes ``now=``; the e-mails they queue run through ``django_capture_on
 """
 
 import threading
+import time as clock
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -205,7 +206,7 @@ def test_it_sends_60_30_and_7_once_each_over_daily_runs_at_varying_hours(run, ma
     for day in range(80):
         run(renewals.send_renewal_reminders, now=NOW + timedelta(days=day, hours=day % 12))
 
-    kinds = list(subscription.notices.order_by("sent_at", "pk").values_list("kind", flat=True))
+    kinds = list(subscription.notices.order_by("queued_at", "pk").values_list("kind", flat=True))
     assert kinds == [Kind.RENEWAL_60, Kind.RENEWAL_30, Kind.RENEWAL_7]
     assert len(mailoutbox) == 3
 
@@ -229,7 +230,7 @@ def test_it_never_sends_the_60_day_reminder_after_the_30(run, mailoutbox, organi
     for day in range(1, 29):
         run(renewals.send_renewal_reminders, now=NOW + timedelta(days=day))
 
-    kinds = list(subscription.notices.order_by("sent_at", "pk").values_list("kind", flat=True))
+    kinds = list(subscription.notices.order_by("queued_at", "pk").values_list("kind", flat=True))
     assert kinds == [Kind.RENEWAL_30, Kind.RENEWAL_7]
 
 
@@ -521,7 +522,13 @@ def test_the_daily_job_runs_grace_then_lapse_then_reminders(db, django_capture_o
     with django_capture_on_commit_callbacks(execute=True):
         counts = tasks.run_renewal_jobs()
 
-    assert counts == {"grace_started": 1, "lapsed": 1, "renewal_reminders": 1, "charge_notices": 1}
+    assert counts == {
+        "grace_started": 1,
+        "lapsed": 1,
+        "renewal_reminders": 1,
+        "charge_notices": 1,
+        "notices_redelivered": 0,
+    }
     long_overdue.refresh_from_db()
     assert long_overdue.status == Status.LAPSED
     # Its grace ran out before the job saw it: one e-mail says it lapsed, none says grace began.
@@ -598,3 +605,140 @@ def test_the_renewal_jobs_are_scheduled_daily(settings):
         "membership.tasks.send_billing_email",
         "membership.tasks.send_payment_failed_notice",
     } <= registered
+
+
+# Delivery: at least once --------------------------------------------------------------------------------------
+
+
+def test_it_marks_a_notice_delivered_once_its_email_has_gone_and_never_sends_it_again(
+    run, mailoutbox, organisation, tier
+):
+    subscription = _subscribe(organisation, tier, ends=_days_ahead(7))
+
+    run(renewals.send_renewal_reminders, now=NOW)
+
+    notice = subscription.notices.get()
+    assert notice.delivered_at is not None
+    tasks.send_billing_email(subscription.pk, notice.kind)  # the broker delivers the task a second time
+    assert len(mailoutbox) == 1
+
+
+def test_a_notice_whose_task_was_lost_is_sent_by_a_later_run(
+    db, django_capture_on_commit_callbacks, mailoutbox, organisation, tier
+):
+    subscription = _subscribe(organisation, tier, ends=_days_ahead(7))
+    with django_capture_on_commit_callbacks():  # the process died after the commit, before queueing the e-mail
+        renewals.send_renewal_reminders(now=NOW)
+    notice = subscription.notices.get()
+    assert (notice.delivered_at, mailoutbox) == (None, [])
+    BillingNotice.objects.filter(pk=notice.pk).update(queued_at=NOW)
+
+    assert renewals.redeliver_notices(now=NOW + timedelta(minutes=50)) == 0  # it may still be in the queue
+    assert renewals.redeliver_notices(now=NOW + timedelta(hours=2)) == 1
+    assert renewals.redeliver_notices(now=NOW + timedelta(hours=3)) == 0
+
+    assert len(mailoutbox) == 1
+    notice.refresh_from_db()
+    assert notice.delivered_at is not None
+
+
+def test_a_send_that_fails_leaves_the_notice_undelivered_and_the_retry_sends_it(
+    db, django_capture_on_commit_callbacks, mailoutbox, monkeypatch, organisation, tier
+):
+    subscription = _subscribe(organisation, tier, ends=_days_ahead(-2), status=Status.PAST_DUE)
+    with django_capture_on_commit_callbacks():
+        renewals.send_payment_failed_notice(subscription.pk)
+
+    def smtp_down(*args, **kwargs):
+        raise ConnectionRefusedError("SMTP is down")
+
+    monkeypatch.setattr(renewals, "send_email", smtp_down)
+    with pytest.raises(OSError):
+        renewals.send_billing_email(subscription.pk, Kind.PAYMENT_FAILED)
+    assert subscription.notices.get().delivered_at is None
+
+    monkeypatch.undo()
+    renewals.send_billing_email(subscription.pk, Kind.PAYMENT_FAILED)
+
+    assert len(mailoutbox) == 1
+    assert subscription.notices.get().delivered_at is not None
+
+
+def test_a_notice_no_longer_true_is_not_queued_again(db, django_capture_on_commit_callbacks, mailoutbox, tier):
+    paid_early = _another(tier, "Paid Early", ends=_days_ahead(7))
+    lapsed = _another(tier, "Since Lapsed", ends=_days_ahead(7))
+    with django_capture_on_commit_callbacks():
+        renewals.send_renewal_reminders(now=NOW)
+    BillingNotice.objects.update(queued_at=NOW)
+    Subscription.objects.filter(pk=lapsed.pk).update(status=Status.LAPSED)
+    Subscription.objects.filter(pk=paid_early.pk).update(current_period_end=_days_ahead(372))
+
+    assert renewals.redeliver_notices(now=NOW + timedelta(hours=2)) == 1  # queued; the task finds the period moved on
+    assert mailoutbox == []
+    assert renewals.redeliver_notices(now=NOW + timedelta(days=8)) == 0  # a week on, it is given up
+
+
+def test_two_workers_given_the_same_email_send_it_once(transactional_db, mailoutbox, monkeypatch, tier):
+    require(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL) to send one notice twice at once")
+    subscription = _another(tier, "Race", ends=_days_ahead(7))
+    BillingNotice.objects.create(subscription=subscription, kind=Kind.RENEWAL_7, key=renewals._period_key(subscription))
+    send = renewals.send_email
+
+    def slow_send(*args, **kwargs):
+        clock.sleep(0.5)  # the other worker arrives while this one is sending
+        send(*args, **kwargs)
+
+    monkeypatch.setattr(renewals, "send_email", slow_send)
+
+    def work():
+        try:
+            renewals.send_billing_email(subscription.pk, Kind.RENEWAL_7)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(mailoutbox) == 1
+
+
+def test_the_start_of_a_grace_period_is_recorded_and_delivered_once(run, mailoutbox, organisation, tier):
+    subscription = _subscribe(organisation, tier, ends=_days_ahead(-2), status=Status.PAST_DUE)
+
+    run(renewals.start_grace_periods, now=NOW)
+    run(renewals.redeliver_notices, now=NOW + timedelta(hours=2))
+
+    notice = subscription.notices.get(kind=Kind.GRACE_STARTED)
+    assert notice.delivered_at is not None
+    assert len(mailoutbox) == 1
+
+
+# Entitlement between the daily runs ----------------------------------------------------------------------------
+
+
+def test_a_grace_period_that_has_run_out_entitles_nothing_even_before_the_job_lapses_it(organisation, tier):
+    _subscribe(
+        organisation,
+        tier,
+        ends=_days_ahead(-31),
+        status=Status.GRACE,
+        grace_ends_at=timezone.now() - timedelta(hours=1),
+    )
+    assert renewals.is_entitled(organisation) is False
+    assert renewals.entitled_tier(organisation) is None
+
+
+@pytest.mark.parametrize("fields", [{"cancel_at_period_end": True}, {"auto_renew": False}])
+def test_a_membership_set_not_to_renew_entitles_nothing_once_its_period_is_over(organisation, tier, fields):
+    subscription = _subscribe(organisation, tier, ends=timezone.now() + timedelta(hours=1), **fields)
+    assert renewals.is_entitled(organisation) is True
+    Subscription.objects.filter(pk=subscription.pk).update(current_period_end=timezone.now() - timedelta(minutes=1))
+    assert renewals.is_entitled(organisation) is False
+
+
+def test_a_renewing_membership_keeps_its_benefits_while_the_renewal_settles(organisation, tier):
+    _subscribe(organisation, tier, ends=timezone.now() - timedelta(hours=2))
+    assert renewals.entitled_tier(organisation) == tier

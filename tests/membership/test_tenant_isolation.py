@@ -16,6 +16,9 @@ from django.core import signing
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
 
 from accounts.models import User
+from benefits import services as benefit_services
+from benefits.forms import OfferForm
+from benefits.models import Category, Perk, Redemption
 from membership import services
 from membership.models import (
     AuditEntry,
@@ -52,6 +55,7 @@ class Tenant:
     join_request: JoinRequest
     invitee_email: str
     requester: User
+    offer: Perk
 
     @property
     def slug(self) -> str:
@@ -81,6 +85,16 @@ class World:
         return [*people, self.outsider, self.a_former_member]
 
 
+def _offer_data(name: str) -> dict:
+    return {
+        "title": f"{name} workshop",
+        "category": Category.TRAINING,
+        "summary": "A free workshop for members.",
+        "value_line": "Free half day",
+        "method": Perk.Method.CONTACT,
+    }
+
+
 def _build_tenant(name: str, domain: str, *, member_joins_by: str) -> Tenant:
     """An organisation built the way the platform builds it: through its services."""
     admin = make_user(f"admin@{domain}")
@@ -101,6 +115,7 @@ def _build_tenant(name: str, domain: str, *, member_joins_by: str) -> Tenant:
     invitation = services.invite_colleague(organisation, admin, invitee_email)
     requester = make_user(f"requester@{domain}")
     join_request = services.request_to_join(organisation, requester, "Please let me in.")
+    offer = benefit_services.submit_offer(organisation, admin, OfferForm(_offer_data(name)))
     return Tenant(
         organisation=organisation,
         admin=admin,
@@ -111,6 +126,7 @@ def _build_tenant(name: str, domain: str, *, member_joins_by: str) -> Tenant:
         join_request=join_request,
         invitee_email=invitee_email,
         requester=requester,
+        offer=offer,
     )
 
 
@@ -147,6 +163,8 @@ def snapshot() -> dict:
         "subscriptions": list(Subscription.objects.order_by("pk").values()),
         "invoices": list(Invoice.objects.order_by("pk").values()),
         "users": list(User.objects.order_by("pk").values_list("pk", "email", "is_active")),
+        "perks": list(Perk.objects.order_by("pk").values()),
+        "redemptions": list(Redemption.objects.order_by("pk").values()),
     }
 
 
@@ -165,6 +183,8 @@ class Endpoint:
     data: Callable[[Tenant], dict]
     admin_only: bool = True
     changes_state: bool = True
+    # The state the organisation's own admin needs for the POST to succeed (a live membership to change, ...).
+    prepare: Callable[[Tenant], None] | None = None
 
     def __str__(self) -> str:
         return self.name
@@ -252,16 +272,121 @@ ENDPOINTS = [
     Endpoint(
         "manage_card", lambda t: reverse("membership:manage_card", args=[t.slug]), lambda t: {}, changes_state=False
     ),
+    Endpoint(
+        "benefits:organisation_perks",
+        lambda t: reverse("benefits:organisation_perks", args=[t.slug]),
+        lambda t: {},
+        admin_only=False,
+        changes_state=False,
+    ),
+    Endpoint("benefits:offers", lambda t: reverse("benefits:offers", args=[t.slug]), lambda t: {}, changes_state=False),
+    Endpoint(
+        "benefits:offer_new",
+        lambda t: reverse("benefits:offer_new", args=[t.slug]),
+        lambda t: {**_offer_data("Intruder"), "summary": "Defaced."},
+    ),
+    Endpoint(
+        "benefits:offer_edit",
+        lambda t: reverse("benefits:offer_edit", args=[t.slug, t.offer.pk]),
+        lambda t: {**_offer_data("Intruder"), "summary": "Defaced."},
+    ),
+    Endpoint(
+        "benefits:offer_withdraw",
+        lambda t: reverse("benefits:offer_withdraw", args=[t.slug, t.offer.pk]),
+        lambda t: {},
+    ),
+    Endpoint(
+        "change_tier",
+        lambda t: reverse("membership:change_tier", args=[t.slug]),
+        lambda t: {"tier": Tier.objects.get(slug="growth").pk},
+        prepare=lambda t: _subscribe(t, "card", on_starter=True),
+    ),
+    Endpoint(
+        "keep_tier",
+        lambda t: reverse("membership:keep_tier", args=[t.slug]),
+        lambda t: {},
+        prepare=lambda t: _subscribe(t, "invoice", starter_at_renewal=True),
+    ),
+    Endpoint(
+        "switch_to_invoice",
+        lambda t: reverse("membership:switch_to_invoice", args=[t.slug]),
+        lambda t: {"po_number": "PO-1"},
+        prepare=lambda t: _subscribe(t, "card"),
+    ),
+    Endpoint(
+        "switch_to_card",
+        lambda t: reverse("membership:switch_to_card", args=[t.slug]),
+        lambda t: {},
+        prepare=lambda t: _subscribe(t, "invoice"),
+    ),
+    Endpoint(
+        "cancel_membership",
+        lambda t: reverse("membership:cancel_membership", args=[t.slug]),
+        lambda t: {},
+        prepare=lambda t: _subscribe(t, "card"),
+    ),
+    Endpoint(
+        "resume_membership",
+        lambda t: reverse("membership:resume_membership", args=[t.slug]),
+        lambda t: {},
+        prepare=lambda t: _subscribe(t, "card", cancel_at_period_end=True),
+    ),
 ]
+
+
+def _subscribe(
+    tenant: Tenant, method: str, *, on_starter: bool = False, starter_at_renewal: bool = False, **fields
+) -> None:
+    """An active membership of Growth for the tenant; with ``on_starter``, of a cheaper tier to move up from; with
+    ``starter_at_renewal``, moving down to it at renewal."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    tier = Tier.objects.get(slug="growth")
+    if on_starter or starter_at_renewal:
+        starter = Tier.objects.create(name="Starter", slug="starter")
+        TierPrice.objects.create(
+            tier=starter, organisation_type=OrganisationType.SME, size_band=SizeBand.SMALL, annual_pence=40_000
+        )
+        tier, fields["scheduled_tier"] = (starter, None) if on_starter else (tier, starter)
+    now = timezone.now()
+    Subscription.objects.create(
+        organisation=tenant.organisation,
+        tier=tier,
+        status=Subscription.Status.ACTIVE,
+        payment_method=method,
+        amount_pence=90_000,
+        current_period_start=now - timedelta(days=30),
+        current_period_end=now + timedelta(days=335),
+        **fields,
+    )
+
+
 ADMIN_ENDPOINTS = [endpoint for endpoint in ENDPOINTS if endpoint.admin_only]
 INTRUDERS = ["b_admin", "b_member", "outsider", "a_former_member"]
 
 
-def test_every_organisation_url_in_the_portal_is_covered():
-    """A new URL under /my/org/<slug>/ must be added to ENDPOINTS, so it is tested here too."""
-    from membership import urls
+def _portal_urls_naming_an_organisation() -> set[str]:
+    """Every URL name, in any app, whose path runs under /my/org/<slug>/."""
+    found = set()
 
-    scoped = {p.name for p in urls.urlpatterns if "<slug:slug>" in str(p.pattern)}
+    def walk(patterns, prefix: str, namespace: str):
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, route, pattern.namespace or namespace)
+            elif pattern.name and route.startswith("my/org/<slug:slug>/"):
+                yield pattern.name if namespace == "membership" else f"{namespace}:{pattern.name}"
+
+    found.update(walk(get_resolver().url_patterns, "", ""))
+    return found
+
+
+def test_every_organisation_url_in_the_portal_is_covered():
+    """A new URL under /my/org/<slug>/, from any app, must be added to ENDPOINTS, so it is tested here too."""
+    scoped = _portal_urls_naming_an_organisation()
+    assert len(scoped) > 15
     assert scoped == {endpoint.name for endpoint in ENDPOINTS}
 
 
@@ -279,6 +404,8 @@ def _request(client, method: str, endpoint: Endpoint, target: Tenant):
 def test_the_organisations_own_admin_reaches_every_url(client, world, endpoint):
     user = world.a.member if endpoint.name == "leave" else world.a.admin  # the only admin may not leave
     client.force_login(user)
+    if endpoint.prepare:
+        endpoint.prepare(world.a)
     before = snapshot()
 
     response = _request(client, "POST", endpoint, world.a)
@@ -338,6 +465,8 @@ MIRRORED = [
     ("revoke_invitation", "invitation", {}),
     ("decide_join_request", "join_request", {"decision": "approve"}),
     ("decide_join_request", "join_request", {"decision": "decline"}),
+    ("benefits:offer_edit", "offer", {**_offer_data("Intruder"), "summary": "Defaced."}),
+    ("benefits:offer_withdraw", "offer", {}),
 ]
 
 
@@ -347,7 +476,8 @@ def test_an_admin_gets_404_for_another_organisations_ids_under_their_own_slug(
 ):
     client.force_login(world.a.admin)
     before = snapshot()
-    url = reverse(f"membership:{endpoint_name}", args=[world.a.slug, getattr(world.b, object_of_b).pk])
+    name = endpoint_name if ":" in endpoint_name else f"membership:{endpoint_name}"
+    url = reverse(name, args=[world.a.slug, getattr(world.b, object_of_b).pk])
 
     response = client.post(url, data)
 

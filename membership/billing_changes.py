@@ -1,0 +1,673 @@
+"""Changing a live membership from the portal: tier, payment method, cancelling at the period's end and taking
+that back; and, after a lapse, making sure Stripe never renews it.
+
+The rules (also in the README, "Membership and payments"):
+
+- **Card payers change tier at once.** Stripe changes the subscription item's price and prorates. An upgrade's
+  difference for the rest of the period is invoiced and charged at once (``proration_behavior=always_invoice``);
+  if that charge fails, the usual failed-payment path follows (past due, an e-mail to fix the card, grace).
+  A downgrade's unused difference is credited against the next renewal (``create_prorations``).
+- **Invoice payers upgrade at once** and Stripe sends a prorated invoice for the rest of the period, payable in
+  30 days like every invoice. **They downgrade at renewal**: a subscription schedule whose next phase has the lower
+  price. They have paid the year (often from a budget line), and we refund no part of it. Until the renewal the
+  downgrade can be taken back.
+- **Card to invoice**: the subscription's collection method becomes ``send_invoice`` (due in 30 days, the PO number
+  on the invoice); from the next renewal an invoice is sent instead of charging the card. Annual memberships only.
+- **Invoice to card**: a card is collected with Stripe Checkout in ``setup`` mode. Stripe's customer portal can change
+  a saved card but cannot move a subscription off invoicing. When Stripe confirms the checkout, the webhook makes the
+  card the subscription's default and its collection method ``charge_automatically``.
+- **Cancel**: ``cancel_at_period_end`` at Stripe, for card and invoice payers alike. Benefits last until the period
+  ends, then the membership ends; until then it can be taken back.
+
+Each change: only an admin (or staff) may; the subscription's row is locked; every Stripe call's idempotency key is
+built from the subscription's id and its change number (``Subscription.changes_requested``), so a retry of one change
+is recognised and a later change is never mistaken for it; an audit entry names who asked. The tier, price, payment
+method and cancellation on our row are *not* written here: Stripe sends ``customer.subscription.updated`` and the
+webhook re-reads the subscription and records it, as for any change made at Stripe. Demo mode plays Stripe's part:
+it delivers that signed event, with the subscription as it now is, through the same webhook code.
+"""
+
+import logging
+import time
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import User
+from membership import stripe_api
+from membership.billing import (
+    INVOICE_DAYS_UNTIL_DUE,
+    _call,
+    _deliver_demo_event,
+    _ensure_customer,
+    _ensure_product,
+    _first_item,
+    _id,
+    _locked,
+    _metadata,
+    _price_or_refuse,
+    _require_admin,
+    _tier_for_product,
+    billing_page_url,
+    demo_product_id,
+    format_pence,
+    one_period_later,
+)
+from membership.models import Invoice, Organisation, Subscription, Tier
+from membership.renewals import long_date
+from membership.services import MembershipError, record_audit
+
+logger = logging.getLogger(__name__)
+
+Status = Subscription.Status
+PaymentMethod = Subscription.PaymentMethod
+DEMO_CARD_SALT = "membership.billing.demo_card"
+_CHANGEABLE = [Status.ACTIVE]
+_CANCELLABLE = [Status.ACTIVE, Status.PAST_DUE, Status.GRACE]
+
+
+# Tier ----------------------------------------------------------------------------------------------------------
+
+
+def change_tier(organisation: Organisation, tier: Tier, actor: User) -> str:
+    """Move the organisation's active membership to ``tier``; returns what to tell the admin.
+
+    Card payers, and invoice payers upgrading: at once, prorated by Stripe. Invoice payers downgrading: at the
+    next renewal (see the module's docstring). Refused, with nothing changed here or at Stripe: a tier with no
+    price for the organisation, a downgrade to fewer seats than its people and open invitations take, a membership
+    that is not active or is set to end, and a second change while a downgrade is waiting for the renewal.
+    """
+    _require_admin(organisation, actor)
+    _check_tier_change(_live(organisation, _CHANGEABLE), tier)  # before Stripe makes a product for nothing
+    product_id = None if settings.DEMO_PAYMENTS else _ensure_product(tier)
+    with transaction.atomic():
+        subscription = _locked(_live(organisation, _CHANGEABLE).pk)
+        amount, upgrade = _check_tier_change(subscription, tier)  # again, under the lock
+        number = _next_change(subscription)
+        _release_attached_schedule(subscription, number)
+        if subscription.payment_method == PaymentMethod.INVOICE and not upgrade:
+            return _schedule_downgrade(subscription, tier, amount, number, actor, product_id)
+        subscription.save(update_fields=["stripe_schedule_id", "changes_requested"])
+        _change_price_now(subscription, tier, amount, number, upgrade, product_id)
+        verb = "upgrade" if upgrade else "downgrade"
+        record_audit(
+            f"billing.subscription.{verb}_requested",
+            f"{actor} asked to move {organisation} from {subscription.tier} to {tier} "
+            f"({format_pence(amount)} a {subscription.interval}), at once and prorated",
+            actor=actor,
+            organisation=organisation,
+            changes={"tier": [subscription.tier.name, tier.name], "amount_pence": [subscription.amount_pence, amount]},
+        )
+        how = "the difference for the rest of this period is " + (
+            "charged to your card now" if subscription.payment_method == PaymentMethod.CARD else "invoiced now"
+        )
+        if not upgrade:
+            how = "the unused difference is credited against your next renewal"
+        return f"{organisation} is moving to {tier}: {how}.{_confirming()}"
+
+
+def _check_tier_change(subscription: Subscription, tier: Tier) -> tuple[int, bool]:
+    """The new price and whether it is an upgrade, if the move may be made; otherwise ``MembershipError``."""
+    organisation = subscription.organisation
+    if tier == subscription.tier:
+        raise MembershipError(f"{organisation} is already a {tier} member.")
+    if subscription.scheduled_tier_id:
+        raise MembershipError(
+            f"{organisation} moves to {subscription.scheduled_tier} at renewal. Keep {subscription.tier} "
+            "first, then choose again."
+        )
+    _refuse_while_ending(subscription)
+    amount = _price_or_refuse(tier, organisation, subscription.interval)
+    upgrade = amount > subscription.amount_pence
+    if not upgrade:
+        _refuse_too_few_seats(organisation, tier)
+    return amount, upgrade
+
+
+def keep_tier(organisation: Organisation, actor: User) -> str:
+    """Take back a downgrade waiting for the renewal: the membership renews on its current tier."""
+    _require_admin(organisation, actor)
+    with transaction.atomic():
+        subscription = _live_locked(organisation, _CANCELLABLE)
+        scheduled = subscription.scheduled_tier
+        if scheduled is None:
+            raise MembershipError(f"No change of tier is waiting for {organisation}'s renewal.")
+        number = _next_change(subscription)
+        _release_attached_schedule(subscription, number)
+        subscription.scheduled_tier = None
+        subscription.save(update_fields=["scheduled_tier", "stripe_schedule_id", "changes_requested"])
+        record_audit(
+            "billing.subscription.downgrade_undone",
+            f"{actor} kept {organisation} on {subscription.tier}: the move to {scheduled} at renewal is off",
+            actor=actor,
+            organisation=organisation,
+            changes={"scheduled_tier": [scheduled.name, None]},
+        )
+        return f"{organisation} stays on {subscription.tier} when it renews."
+
+
+def _change_price_now(
+    subscription: Subscription, tier: Tier, amount: int, number: int, upgrade: bool, product_id: str | None
+) -> None:
+    proration = "always_invoice" if upgrade else "create_prorations"
+    if settings.DEMO_PAYMENTS:
+        state = _demo_state(subscription, tier=tier, amount=amount)
+        _deliver_demo_event(_demo_event_id(subscription, number), "customer.subscription.updated", state)
+        if upgrade:
+            _deliver_demo_proration(subscription, state, amount, number)
+        return
+    stripe_id = subscription.stripe_subscription_id
+    current = _call(lambda client: client.v1.subscriptions.retrieve(stripe_id)).to_dict()
+    item = _first_item(current)
+    if _tier_for_product((item.get("price") or {}).get("product")) == tier:
+        raise MembershipError(f"The move to {tier} is already with Stripe.{_confirming()}")
+    params = {
+        "items": [{"id": item["id"], "price_data": _price_data(tier, amount, subscription.interval, product_id)}],
+        "proration_behavior": proration,
+    }
+    key = _key(subscription, number, f"tier-{tier.pk}")
+    _call(lambda client: client.v1.subscriptions.update(stripe_id, params=params, options=stripe_api.options(key)))
+
+
+def _schedule_downgrade(
+    subscription: Subscription, tier: Tier, amount: int, number: int, actor: User, product_id: str | None
+) -> str:
+    """Invoice payers: the lower price starts with the next period, through a subscription schedule."""
+    if not settings.DEMO_PAYMENTS:
+        subscription.stripe_schedule_id = _create_schedule(subscription, tier, amount, number, product_id)
+    subscription.scheduled_tier = tier
+    subscription.save(update_fields=["scheduled_tier", "stripe_schedule_id", "changes_requested"])
+    renews = _long_date(subscription.current_period_end)
+    record_audit(
+        "billing.subscription.downgrade_scheduled",
+        f"{actor} asked to move {subscription.organisation} from {subscription.tier} to {tier} at renewal on {renews}",
+        actor=actor,
+        organisation=subscription.organisation,
+        changes={"scheduled_tier": [None, tier.name], "amount_pence": [subscription.amount_pence, amount]},
+    )
+    return (
+        f"{subscription.organisation} moves to {tier} when it renews on {renews}, and the renewal invoice will be "
+        f"for {format_pence(amount)} plus VAT. Until then nothing changes."
+    )
+
+
+def _create_schedule(subscription: Subscription, tier: Tier, amount: int, number: int, product_id: str) -> str:
+    stripe_id = subscription.stripe_subscription_id
+    key = _key(subscription, number, "schedule")
+    schedule = _call(
+        lambda client: client.v1.subscription_schedules.create(
+            params={"from_subscription": stripe_id}, options=stripe_api.options(key)
+        )
+    ).to_dict()
+    current = schedule["phases"][0]
+    phases = [
+        {
+            "items": [{"price": _id(current["items"][0]["price"]), "quantity": 1}],
+            "start_date": current["start_date"],
+            "end_date": current["end_date"],
+        },
+        {
+            "items": [{"price_data": _price_data(tier, amount, subscription.interval, product_id), "quantity": 1}],
+            "duration": {"interval": subscription.interval, "interval_count": 1},
+        },
+    ]
+    key = _key(subscription, number, f"schedule-tier-{tier.pk}")
+    _call(
+        lambda client: client.v1.subscription_schedules.update(
+            schedule["id"], params={"end_behavior": "release", "phases": phases}, options=stripe_api.options(key)
+        )
+    )
+    return schedule["id"]
+
+
+def _release_attached_schedule(subscription: Subscription, number: int) -> None:
+    """Release a schedule still attached to the subscription (a downgrade waiting, or one that took effect and
+    whose phase runs on): Stripe refuses direct changes to a subscription a schedule manages. The subscription
+    keeps its current price."""
+    schedule_id = subscription.stripe_schedule_id
+    if schedule_id and not settings.DEMO_PAYMENTS:
+        schedule = _call(lambda client: client.v1.subscription_schedules.retrieve(schedule_id))
+        if schedule.status in ("active", "not_started"):
+            key = _key(subscription, number, "release")
+            _call(lambda client: client.v1.subscription_schedules.release(schedule_id, options=stripe_api.options(key)))
+    subscription.stripe_schedule_id = None
+
+
+def _refuse_too_few_seats(organisation: Organisation, tier: Tier) -> None:
+    if organisation.seat_limit is not None or tier.seat_limit is None:
+        return  # seats agreed for the organisation itself, or a tier without a limit
+    taken = organisation.seats_taken()
+    if taken > tier.seat_limit:
+        raise MembershipError(
+            f"{tier} seats {tier.seat_limit} people, and {organisation} has {taken} people and open invitations. "
+            "Remove colleagues or revoke invitations first."
+        )
+
+
+# Payment method ------------------------------------------------------------------------------------------------
+
+
+def switch_to_invoice(organisation: Organisation, actor: User, po_number: str) -> str:
+    """Pay by invoice from the next renewal: Stripe sends the invoice (30 days, the PO number on it) instead of
+    charging the card. Annual card memberships only; the PO number is required where the organisation needs one."""
+    _require_admin(organisation, actor)
+    po_number = po_number.strip()
+    if organisation.needs_purchase_order and not po_number:
+        raise MembershipError(f"{organisation}'s invoices must quote a purchase order number. Please add one.")
+    with transaction.atomic():
+        subscription = _live_locked(organisation, _CHANGEABLE)
+        if subscription.payment_method == PaymentMethod.INVOICE:
+            raise MembershipError(f"{organisation} already pays by invoice.")
+        if subscription.interval != Subscription.Interval.YEAR:
+            raise MembershipError("Invoices are annual. Monthly memberships are paid by card; please contact us.")
+        number = _next_change(subscription)
+        subscription.po_number = po_number
+        subscription.save(update_fields=["po_number", "changes_requested"])
+        if settings.DEMO_PAYMENTS:
+            state = _demo_state(subscription, collection_method="send_invoice")
+            _deliver_demo_event(_demo_event_id(subscription, number), "customer.subscription.updated", state)
+        else:
+            _send_invoices_from_now(subscription, number)
+        record_audit(
+            "billing.subscription.switch_to_invoice_requested",
+            f"{actor} asked for {organisation}'s membership to be paid by invoice from the next renewal"
+            + (f", PO {po_number}" if po_number else ""),
+            actor=actor,
+            organisation=organisation,
+            changes={"payment_method": [PaymentMethod.CARD, PaymentMethod.INVOICE], "po_number": [None, po_number]},
+        )
+        return (
+            f"From the renewal on {_long_date(subscription.current_period_end)}, {organisation} will be sent an "
+            f"invoice payable within {INVOICE_DAYS_UNTIL_DUE} days instead of its card being charged.{_confirming()}"
+        )
+
+
+def _send_invoices_from_now(subscription: Subscription, number: int) -> None:
+    stripe_id, po_number = subscription.stripe_subscription_id, subscription.po_number
+    customer_id = subscription.organisation.stripe_customer_id
+    if po_number and customer_id:
+        fields = {"invoice_settings": {"custom_fields": [{"name": "PO number", "value": po_number}]}}
+        key = _key(subscription, number, "po")
+        _call(lambda client: client.v1.customers.update(customer_id, params=fields, options=stripe_api.options(key)))
+    description = f"{subscription.tier} membership for {subscription.organisation}"
+    params = {
+        "collection_method": "send_invoice",
+        "days_until_due": INVOICE_DAYS_UNTIL_DUE,
+        "description": f"{description}, PO {po_number}" if po_number else description,
+        "metadata": {"po_number": po_number},
+    }
+    key = _key(subscription, number, "to-invoice")
+    _call(lambda client: client.v1.subscriptions.update(stripe_id, params=params, options=stripe_api.options(key)))
+
+
+def start_switch_to_card(organisation: Organisation, actor: User) -> str:
+    """Begin paying an invoiced membership by card; returns where to send the admin to save a card (Stripe Checkout
+    in setup mode, or the demo's stand-in). Nothing changes until Stripe confirms the card: see
+    ``on_card_setup_completed``."""
+    _require_admin(organisation, actor)
+    customer_id = None if settings.DEMO_PAYMENTS else _ensure_customer(organisation)
+    with transaction.atomic():
+        subscription = _live_locked(organisation, _CHANGEABLE)
+        if subscription.payment_method == PaymentMethod.CARD:
+            raise MembershipError(f"{organisation} already pays by card.")
+        if subscription.scheduled_tier_id:
+            raise MembershipError(
+                f"{organisation} moves to {subscription.scheduled_tier} at renewal. Keep {subscription.tier} "
+                "first, or switch to card after the renewal."
+            )
+        number = _next_change(subscription)
+        subscription.save(update_fields=["changes_requested"])
+        record_audit(
+            "billing.subscription.switch_to_card_started",
+            f"{actor} started saving a card to pay {organisation}'s membership",
+            actor=actor,
+            organisation=organisation,
+        )
+        if settings.DEMO_PAYMENTS:
+            return demo_card_url(subscription, number)
+        metadata = {**_metadata(subscription), "change": str(number)}
+        params = {
+            "mode": "setup",
+            "customer": customer_id,
+            "currency": subscription.currency.lower(),
+            "metadata": metadata,
+            "setup_intent_data": {"metadata": metadata},
+            "success_url": billing_page_url(organisation, "?card=saved"),
+            "cancel_url": billing_page_url(organisation, "?card=cancelled"),
+        }
+        key = _key(subscription, number, "card-setup")
+        session = _call(
+            lambda client: client.v1.checkout.sessions.create(params=params, options=stripe_api.options(key))
+        )
+        return session.url
+
+
+def on_card_setup_completed(session: dict) -> None:
+    """Webhook: a setup-mode checkout completed. Make its card the default for the customer and the subscription,
+    and the subscription's collection method ``charge_automatically``; Stripe then sends
+    ``customer.subscription.updated``, which records the change on our row. In demo mode the demo sends that."""
+    metadata = session.get("metadata") or {}
+    ours, organisation_id = str(metadata.get("subscription_id", "")), str(metadata.get("organisation_id", ""))
+    if not (ours.isdigit() and organisation_id.isdigit()):
+        logger.warning("Setup checkout %s names none of our subscriptions", session.get("id"))
+        return
+    found = Subscription.objects.filter(pk=int(ours), organisation_id=int(organisation_id)).first()
+    if found is None:
+        return
+    subscription = _locked(found.pk)
+    session = session if settings.DEMO_PAYMENTS else _retrieve_setup_session(session["id"])
+    intent = session.get("setup_intent") or {}
+    card = intent.get("payment_method") if isinstance(intent, dict) else None
+    live = subscription.status in Subscription.LIVE_STATUSES
+    if session.get("status") != "complete" or not card or not live or subscription.payment_method != "invoice":
+        return  # not finished, or the membership ended or moved to card meanwhile: nothing to do
+    record_audit(
+        "billing.subscription.switched_to_card",
+        f"A card was saved for {subscription.organisation}: its membership is paid by card from now on",
+        organisation=subscription.organisation,
+    )
+    if settings.DEMO_PAYMENTS:
+        return
+    number = metadata.get("change", "0")
+    customer_id = _id(session.get("customer"))
+    default = {"invoice_settings": {"default_payment_method": card}}
+    key = _key(subscription, number, "default-card")
+    _call(lambda client: client.v1.customers.update(customer_id, params=default, options=stripe_api.options(key)))
+    params = {"collection_method": "charge_automatically", "default_payment_method": card}
+    key = _key(subscription, number, "to-card")
+    stripe_id = subscription.stripe_subscription_id
+    _call(lambda client: client.v1.subscriptions.update(stripe_id, params=params, options=stripe_api.options(key)))
+
+
+def _retrieve_setup_session(session_id: str) -> dict:
+    client = stripe_api.client()
+    return client.v1.checkout.sessions.retrieve(session_id, params={"expand": ["setup_intent"]}).to_dict()
+
+
+# Cancelling and taking it back -----------------------------------------------------------------------------------
+
+
+def cancel_at_period_end(organisation: Organisation, actor: User) -> str:
+    """End the membership when its period ends (card and invoice payers alike); benefits last until then. A
+    downgrade waiting for the renewal is dropped with it."""
+    _require_admin(organisation, actor)
+    with transaction.atomic():
+        subscription = _live_locked(organisation, _CANCELLABLE)
+        if subscription.cancel_at_period_end:
+            raise MembershipError(f"{organisation}'s membership is already set to end.")
+        number = _next_change(subscription)
+        dropped = subscription.scheduled_tier
+        _release_attached_schedule(subscription, number)
+        subscription.scheduled_tier = None
+        subscription.save(update_fields=["scheduled_tier", "stripe_schedule_id", "changes_requested"])
+        _set_cancel_at_period_end(subscription, number, True)
+        changes = {"cancel_at_period_end": [False, True]}
+        if dropped:
+            changes["scheduled_tier"] = [dropped.name, None]
+        ends = _long_date(subscription.current_period_end)
+        record_audit(
+            "billing.subscription.cancellation_requested",
+            f"{actor} asked for {organisation}'s {subscription.tier} membership to end on {ends}",
+            actor=actor,
+            organisation=organisation,
+            changes=changes,
+        )
+        return f"{organisation}'s membership will end on {ends}. You can change your mind until then.{_confirming()}"
+
+
+def resume_membership(organisation: Organisation, actor: User) -> str:
+    """Take back a cancellation before the period ends: the membership renews as before."""
+    _require_admin(organisation, actor)
+    with transaction.atomic():
+        subscription = _live_locked(organisation, _CANCELLABLE)
+        if not subscription.cancel_at_period_end:
+            raise MembershipError(f"{organisation}'s membership is not set to end.")
+        if subscription.current_period_end and subscription.current_period_end <= timezone.now():
+            raise MembershipError(f"{organisation}'s membership has reached its end. Please renew it instead.")
+        if not subscription.auto_renew:
+            raise MembershipError("The membership team has set this membership not to renew. Please contact us.")
+        number = _next_change(subscription)
+        subscription.save(update_fields=["changes_requested"])
+        _set_cancel_at_period_end(subscription, number, False)
+        record_audit(
+            "billing.subscription.cancellation_undone",
+            f"{actor} kept {organisation}'s {subscription.tier} membership: it renews as before",
+            actor=actor,
+            organisation=organisation,
+            changes={"cancel_at_period_end": [True, False]},
+        )
+        return f"{organisation}'s membership will renew as before.{_confirming()}"
+
+
+def _set_cancel_at_period_end(subscription: Subscription, number: int, cancel: bool) -> None:
+    if settings.DEMO_PAYMENTS:
+        state = _demo_state(subscription, cancel_at_period_end=cancel)
+        _deliver_demo_event(_demo_event_id(subscription, number), "customer.subscription.updated", state)
+        return
+    stripe_id = subscription.stripe_subscription_id
+    key = _key(subscription, number, "cancel" if cancel else "resume")
+    _call(
+        lambda client: client.v1.subscriptions.update(
+            stripe_id, params={"cancel_at_period_end": cancel}, options=stripe_api.options(key)
+        )
+    )
+
+
+# After a lapse ---------------------------------------------------------------------------------------------------
+
+
+def stop_renewing_after_lapse(subscription_id: int) -> None:
+    """A membership lapsed for want of payment: make sure Stripe never renews it (cancel at the end of its period).
+
+    Its open invoice stays payable, and a card payment Stripe is still retrying may go through: a late payment
+    for the lapsed period reinstates the membership until that period ends (see ``billing.next_status``). Run by a
+    task queued when the renewals job lapses it; Stripe errors propagate so the task retries. Safe to run twice.
+    """
+    subscription = Subscription.objects.select_related("organisation", "tier").filter(pk=subscription_id).first()
+    if subscription is None or settings.DEMO_PAYMENTS or not subscription.stripe_subscription_id:
+        return
+    client = stripe_api.client()
+    stripe_id = subscription.stripe_subscription_id
+    current = client.v1.subscriptions.retrieve(stripe_id).to_dict()
+    if current["status"] in ("canceled", "incomplete_expired") or current.get("cancel_at_period_end"):
+        return
+    if current.get("schedule"):
+        client.v1.subscription_schedules.release(
+            _id(current["schedule"]), options=stripe_api.options(f"lapse-sub-{subscription.pk}-release")
+        )
+    client.v1.subscriptions.update(
+        stripe_id, params={"cancel_at_period_end": True}, options=stripe_api.options(f"lapse-sub-{subscription.pk}")
+    )
+    record_audit(
+        "billing.subscription.renewal_stopped",
+        f"{subscription.organisation}'s lapsed membership was set at Stripe never to renew",
+        organisation=subscription.organisation,
+    )
+
+
+# Shared steps ----------------------------------------------------------------------------------------------------
+
+
+def _live_locked(organisation: Organisation, statuses: list[str]) -> Subscription:
+    """The organisation's live subscription, its row locked; refused unless its status is one of ``statuses``."""
+    return _live(organisation, statuses, lock=True)
+
+
+def _live(organisation: Organisation, statuses: list[str], *, lock: bool = False) -> Subscription:
+    found = Subscription.objects.live().filter(organisation=organisation).select_related("tier").first()
+    if found is None:
+        raise MembershipError(f"{organisation} has no membership to change. Choose a tier to join.")
+    subscription = _locked(found.pk) if lock else found
+    if subscription.status not in statuses:
+        if subscription.status == Status.PENDING:
+            raise MembershipError("The membership starts once its first payment arrives; change it after that.")
+        raise MembershipError(
+            f"{organisation}'s last payment has not arrived. Please settle it first (see your invoices below)."
+        )
+    return subscription
+
+
+def _refuse_while_ending(subscription: Subscription) -> None:
+    if subscription.cancel_at_period_end or not subscription.auto_renew:
+        raise MembershipError(
+            f"{subscription.organisation}'s membership is set to end on {_long_date(subscription.current_period_end)}. "
+            "Keep it first, then change tier."
+        )
+
+
+def _next_change(subscription: Subscription) -> int:
+    """The change's number, taken under the row lock; rolled back with everything else if the change fails."""
+    subscription.changes_requested += 1
+    return subscription.changes_requested
+
+
+def _key(subscription: Subscription, number: int | str, what: str) -> str:
+    return f"sub-{subscription.pk}-change-{number}-{what}"
+
+
+def _price_data(tier: Tier, amount: int, interval: str, product_id: str | None) -> dict:
+    return {
+        "currency": "gbp",
+        "unit_amount": amount,
+        "recurring": {"interval": interval},
+        "product": product_id,
+        "tax_behavior": "exclusive",  # our prices are before VAT
+    }
+
+
+def _long_date(moment) -> str:
+    return long_date(moment) if moment else "the end of the period"
+
+
+def _confirming() -> str:
+    return "" if settings.DEMO_PAYMENTS else " Stripe is confirming it; this page shows it within a minute."
+
+
+# The demo: Stripe's part, played locally -------------------------------------------------------------------------
+
+
+def _demo_event_id(subscription: Subscription, number: int) -> str:
+    return f"evt_demo_sub_{subscription.pk}_change_{number}"
+
+
+def _demo_state(
+    subscription: Subscription,
+    *,
+    tier: Tier | None = None,
+    amount: int | None = None,
+    cancel_at_period_end: bool | None = None,
+    collection_method: str | None = None,
+) -> dict:
+    """The subscription as Stripe would describe it after the change: our row's terms with the change applied."""
+    start = subscription.current_period_start or timezone.now()
+    end = subscription.current_period_end or one_period_later(start, subscription.interval)
+    invoiced = subscription.payment_method == PaymentMethod.INVOICE
+    latest = subscription.invoices.order_by("-created_at", "-pk").first()
+    statuses = {Status.PAST_DUE: "past_due", Status.GRACE: "past_due"}
+    return {
+        "id": subscription.stripe_subscription_id or f"demo_sub_{subscription.pk}",
+        "object": "subscription",
+        "status": statuses.get(subscription.status, "active"),
+        "collection_method": collection_method or ("send_invoice" if invoiced else "charge_automatically"),
+        "cancel_at_period_end": subscription.cancel_at_period_end
+        if cancel_at_period_end is None
+        else cancel_at_period_end,
+        "metadata": _metadata(subscription),
+        "latest_invoice": {"id": latest.stripe_invoice_id, "object": "invoice", "status": latest.status}
+        if latest
+        else None,
+        "items": {
+            "object": "list",
+            "data": [
+                {
+                    "current_period_start": int(start.timestamp()),
+                    "current_period_end": int(end.timestamp()),
+                    "price": {
+                        "unit_amount": subscription.amount_pence if amount is None else amount,
+                        "currency": subscription.currency.lower(),
+                        "recurring": {"interval": subscription.interval},
+                        "product": demo_product_id(tier or subscription.tier),
+                    },
+                }
+            ],
+        },
+    }
+
+
+def _deliver_demo_proration(subscription: Subscription, state: dict, amount: int, number: int) -> None:
+    """The prorated invoice Stripe raises for an upgrade: paid at once by card, or sent to an invoice payer."""
+    now = timezone.now()
+    end = subscription.current_period_end or one_period_later(now, subscription.interval)
+    start = subscription.current_period_start or now
+    length = max((end - start).total_seconds(), 1)
+    unused = max((end - now).total_seconds(), 0)
+    prorated = int((amount - subscription.amount_pence) * unused // length)
+    card = state["collection_method"] == "charge_automatically"
+    invoice = {
+        "id": f"demo_in_{subscription.pk}_change_{number}",
+        "object": "invoice",
+        "status": Invoice.Status.PAID if card else Invoice.Status.OPEN,
+        "number": f"DEMO-{subscription.pk:05d}-{number}",
+        "amount_due": prorated,
+        "amount_paid": prorated if card else 0,
+        "currency": subscription.currency.lower(),
+        "hosted_invoice_url": billing_page_url(subscription.organisation),
+        "due_date": None if card else int(time.time()) + INVOICE_DAYS_UNTIL_DUE * 86400,
+        "status_transitions": {"paid_at": int(time.time()) if card else None},
+    }
+    state = {**state, "latest_invoice": {"id": invoice["id"], "object": "invoice", "status": invoice["status"]}}
+    details = {"subscription": state, "metadata": _metadata(subscription)}
+    invoice["parent"] = {"type": "subscription_details", "subscription_details": details}
+    event = "invoice.paid" if card else "invoice.finalized"
+    _deliver_demo_event(f"{_demo_event_id(subscription, number)}_invoice", event, invoice)
+
+
+def demo_card_url(subscription: Subscription, number: int) -> str:
+    """The demo's stand-in for a setup-mode checkout: signed, naming the subscription and the change."""
+    token = signing.dumps({"s": subscription.pk, "o": subscription.organisation_id, "n": number}, salt=DEMO_CARD_SALT)
+    return reverse("billing:demo_card", args=[token])
+
+
+def find_demo_card(token: str, user: User) -> tuple[Subscription, int] | None:
+    """The invoiced subscription and change a demo card link names, if demo mode is on, the signature holds and
+    ``user`` is an admin of its organisation; otherwise None (the page answers 404)."""
+    if not settings.DEMO_PAYMENTS:
+        return None
+    try:
+        data = signing.loads(token, salt=DEMO_CARD_SALT)
+        subscription_id, organisation_id, number = int(data["s"]), int(data["o"]), int(data["n"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        return None
+    subscription = (
+        Subscription.objects.select_related("organisation", "tier")
+        .filter(pk=subscription_id, organisation_id=organisation_id)
+        .filter(organisation__in=Organisation.objects.administered_by(user))
+        .first()
+    )
+    return (subscription, number) if subscription else None
+
+
+def save_demo_card(subscription: Subscription, number: int) -> None:
+    """Play Stripe after a card is saved: the setup checkout completes, then the subscription, now charging the
+    card automatically, is updated; both signed and delivered through the webhook code. Saving twice changes
+    nothing more (the event ids come from the change)."""
+    if not settings.DEMO_PAYMENTS:
+        raise MembershipError("The demo checkout is only available when payments are in demo mode.")
+    metadata = {**_metadata(subscription), "change": str(number)}
+    session = {
+        "id": f"demo_cs_setup_{subscription.pk}_{number}",
+        "object": "checkout.session",
+        "mode": "setup",
+        "status": "complete",
+        "metadata": metadata,
+        "setup_intent": {"id": f"demo_seti_{subscription.pk}_{number}", "payment_method": "demo_pm_card"},
+    }
+    base = _demo_event_id(subscription, number)
+    _deliver_demo_event(f"{base}_card_saved", "checkout.session.completed", session)
+    subscription.refresh_from_db()
+    if subscription.payment_method == PaymentMethod.INVOICE and subscription.status in Subscription.LIVE_STATUSES:
+        state = _demo_state(subscription, collection_method="charge_automatically")
+        _deliver_demo_event(base, "customer.subscription.updated", state)

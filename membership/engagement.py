@@ -1,0 +1,502 @@
+"""Engagement scores: how much value each organisation is getting from its membership, in a number and in words.
+
+An organisation's score is the sum, over its activity, of the kind's weight halved for every half-life of age:
+``sum(weight * 0.5 ** (age_days / half_life))``. Weights and the half-life are staff's to edit
+(``EngagementSettings``).
+
+What is stored (``EngagementScore.level``) is the sum *without* decay, in log form: each occasion counts
+``weight * 2 ** (t / half_life)`` where t is its time in days since 2000-01-01, and level is log2 of the total.
+The score at any moment then comes from the level alone (``2 ** (level - now / half_life)``), so:
+
+- adding an occasion (``add_to_scores``, called by ``record_activity`` in the same transaction) adds its term to
+  the level, without reading any other activity;
+- the nightly full recomputation (``recompute_scores``) sums every occasion again and stores the same level;
+- both agree at every instant, because neither depends on when it ran; and the score decays on reading.
+
+The trend (points in the last 90 days against the 90 before) and the breakdown in words are read from the
+activity ledger when a page needs them, in one grouped query for all the organisations it shows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, Count, F, FloatField, Func, Max, Q, QuerySet, Sum, Value, When
+from django.utils import timezone
+
+from membership.models import (
+    ActivityEvent,
+    ActivityKind,
+    EngagementBand,
+    EngagementScore,
+    EngagementSettings,
+    Organisation,
+)
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+SECONDS_A_DAY = 86_400
+WINDOW = timedelta(days=90)  # the breakdown's and the trend's period
+
+
+def days_since_epoch(moment: datetime) -> float:
+    return (moment - EPOCH).total_seconds() / SECONDS_A_DAY
+
+
+def _log2_sum(a: float | None, b: float | None) -> float | None:
+    """log2(2**a + 2**b) without overflow; None stands for an empty sum."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    high, low = max(a, b), min(a, b)
+    return high + math.log2(1 + 2 ** (low - high))
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """The settings a score is computed with, read once per job or page."""
+
+    weights: dict[str, float]
+    half_life: float
+    thriving_from: float
+    steady_from: float
+    at_risk_from: float
+
+    @classmethod
+    def load(cls, row: EngagementSettings | None = None) -> Scoring:
+        row = row or EngagementSettings.load()
+        return cls(
+            weights={kind: row.weight(kind) for kind in ActivityKind.values},
+            half_life=float(row.half_life_days),
+            thriving_from=row.thriving_from,
+            steady_from=row.steady_from,
+            at_risk_from=row.at_risk_from,
+        )
+
+    def terms(self, events: Iterable[ActivityEvent]) -> tuple[dict[int, float], dict[int, datetime]]:
+        """For each organisation: its occasions' share of the level together, and its latest occasion."""
+        log_weights = {kind: math.log2(weight) for kind, weight in self.weights.items() if weight > 0}
+        seconds, epoch = self.half_life * SECONDS_A_DAY, EPOCH.timestamp()
+        exponents: dict[int, list[float]] = defaultdict(list)
+        latest: dict[int, datetime] = {}
+        for event in events:
+            org_id, moment = event.organisation_id, event.occurred_at
+            log_weight = log_weights.get(event.kind)
+            if log_weight is not None:
+                exponents[org_id].append(log_weight + (moment.timestamp() - epoch) / seconds)
+            if org_id not in latest or moment > latest[org_id]:
+                latest[org_id] = moment
+        terms = {}
+        for org_id, values in exponents.items():
+            high = max(values)  # log2 of a sum of powers of two, without overflow
+            terms[org_id] = high + math.log2(sum(2 ** (value - high) for value in values))
+        return terms, latest
+
+    def level_from_score(self, score: float, moment: datetime) -> float | None:
+        """The level whose score at ``moment`` is ``score``."""
+        if score <= 0:
+            return None
+        return math.log2(score) + days_since_epoch(moment) / self.half_life
+
+    def score(self, level: float | None, moment: datetime) -> float:
+        """The score at ``moment``: the decay is applied here, on reading."""
+        if level is None:
+            return 0.0
+        return 2 ** (level - days_since_epoch(moment) / self.half_life)
+
+    def band(self, score: float) -> EngagementBand:
+        if score >= self.thriving_from:
+            return EngagementBand.THRIVING
+        if score >= self.steady_from:
+            return EngagementBand.STEADY
+        if score >= self.at_risk_from:
+            return EngagementBand.AT_RISK
+        return EngagementBand.DORMANT
+
+    def band_q(self, band: str, moment: datetime, prefix: str = "") -> Q:
+        """A filter for organisations (or rows reaching them through ``prefix``) in ``band`` at ``moment``."""
+        level = f"{prefix}level"
+        floors = {
+            EngagementBand.THRIVING: (self.thriving_from, None),
+            EngagementBand.STEADY: (self.steady_from, self.thriving_from),
+            EngagementBand.AT_RISK: (self.at_risk_from, self.steady_from),
+            EngagementBand.DORMANT: (None, self.at_risk_from),
+        }
+        low, high = floors[EngagementBand(band)]
+        query = Q()
+        if low:  # an organisation with no activity scores 0, below any positive floor
+            query &= Q(**{f"{level}__gte": self.level_from_score(low, moment)})
+        if high is not None:
+            if high > 0:
+                query &= Q(**{f"{level}__lt": self.level_from_score(high, moment)}) | Q(**{f"{level}__isnull": True})
+            else:
+                query &= Q(pk__in=[])  # nothing scores below 0
+        return query
+
+    def band_case(self, moment: datetime, prefix: str = "") -> Case:
+        """The band as an SQL expression, for grouping."""
+        return Case(
+            *[When(self.band_q(band, moment, prefix), then=Value(band.value)) for band in EngagementBand],
+            default=Value(EngagementBand.DORMANT.value),
+        )
+
+    def weight_case(self, kind_field: str = "kind") -> Case:
+        return Case(
+            *[When(**{kind_field: kind}, then=Value(weight)) for kind, weight in self.weights.items() if weight > 0],
+            default=Value(0.0),
+            output_field=FloatField(),
+        )
+
+
+# Summing in the database --------------------------------------------------------------------------------------
+
+
+class _Decay(Func):
+    """``2 ** ((occurred_at - now) / half-life)`` for each row: the factor an occasion counts by at ``now``."""
+
+    output_field = FloatField()
+
+    def __init__(self, moment: datetime, half_life_days: float):
+        self.moment, self.half_life = moment, half_life_days
+        super().__init__(F("occurred_at"))
+
+    def as_postgresql(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        # date_part (not EXTRACT, which answers in slow numeric) gives seconds as a double.
+        sql = f"POWER(2.0::float8, (date_part('epoch', {column}) - %s) / %s)"
+        return sql, [*params, self.moment.timestamp(), self.half_life * SECONDS_A_DAY]
+
+    def as_sqlite(self, compiler, connection, **extra):
+        column, params = compiler.compile(self.source_expressions[0])
+        sql = f"POWER(2.0, (julianday({column}) - julianday(%s)) / %s)"
+        return sql, [*params, self.moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"), self.half_life]
+
+    def as_sql(self, compiler, connection, **extra):  # other databases: not supported
+        raise NotImplementedError(f"Engagement scores are summed on PostgreSQL or SQLite, not {connection.vendor}")
+
+
+def _decayed_sums(events: QuerySet[ActivityEvent], scoring: Scoring, moment: datetime) -> dict[int, tuple]:
+    """For each organisation: (its score at ``moment``, its latest activity), in one grouped query."""
+    rows = (
+        events.order_by()
+        .values("organisation_id")
+        .annotate(total=Sum(scoring.weight_case() * _Decay(moment, scoring.half_life)), last=Max("occurred_at"))
+        .values_list("organisation_id", "total", "last")
+    )
+    return {org_id: (total or 0.0, last) for org_id, total, last in rows}
+
+
+def _lock_scores() -> None:
+    """Hold off incremental updates while a full recomputation reads and writes, so none is lost or doubled.
+
+    An update waiting on the lock finds the new row afterwards and adds its occasion, which the recomputation
+    (reading before that occasion was committed) did not count. Plain reads carry on. SQLite writes one at a time
+    anyway.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f'LOCK TABLE "{EngagementScore._meta.db_table}" IN EXCLUSIVE MODE')
+
+
+@transaction.atomic
+def recompute_scores(now: datetime | None = None) -> int:
+    """Sum every organisation's activity again and store its level; returns how many organisations were scored.
+
+    The nightly job. Gives the same levels as the incremental updates made since the last run. One grouped query
+    reads the ledger; on PostgreSQL one more statement stores every organisation's level.
+    """
+    now = now or timezone.now()
+    scoring = Scoring.load()
+    _lock_scores()
+    sums = _decayed_sums(ActivityEvent.objects.all(), scoring, now)
+    levels = {org_id: (scoring.level_from_score(total, now), last) for org_id, (total, last) in sums.items()}
+    if connection.vendor == "postgresql":
+        return _store_levels_postgresql(levels, now)
+    rows = [
+        EngagementScore(organisation_id=org_id, level=level, last_activity_at=last, recomputed_at=now)
+        for org_id in Organisation.objects.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=5000)
+        for level, last in [levels.get(org_id, (None, None))]
+    ]
+    EngagementScore.objects.bulk_create(
+        rows,
+        batch_size=2000,
+        update_conflicts=True,
+        unique_fields=["organisation"],
+        update_fields=["level", "last_activity_at", "recomputed_at"],
+    )
+    return len(rows)
+
+
+_STORE_LEVELS = """
+    INSERT INTO {scores} (organisation_id, level, last_activity_at, recomputed_at)
+    SELECT organisation.id, summed.level, summed.last_activity_at, %s
+    FROM {organisations} AS organisation
+    LEFT JOIN unnest(%s::bigint[], %s::double precision[], %s::timestamptz[])
+        AS summed (organisation_id, level, last_activity_at) ON summed.organisation_id = organisation.id
+    ON CONFLICT (organisation_id) DO UPDATE SET
+        level = EXCLUDED.level, last_activity_at = EXCLUDED.last_activity_at, recomputed_at = EXCLUDED.recomputed_at
+"""
+
+
+def _store_levels_postgresql(levels: dict[int, tuple], now: datetime) -> int:
+    """Every organisation's level in one statement; those without activity get none."""
+    sql = _STORE_LEVELS.format(
+        scores=connection.ops.quote_name(EngagementScore._meta.db_table),
+        organisations=connection.ops.quote_name(Organisation._meta.db_table),
+    )
+    ids = list(levels)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [now, ids, [levels[i][0] for i in ids], [levels[i][1] for i in ids]])
+        return cursor.rowcount
+
+
+def add_to_scores(events: Iterable[ActivityEvent], scoring: Scoring | None = None) -> None:
+    """Add newly recorded occasions to their organisations' scores: the incremental update.
+
+    Call it in the transaction that recorded them (``record_activity`` does). Each score row is locked while it
+    changes (on PostgreSQL, one UPDATE computes the new level from the row as it stands); an organisation without
+    a row yet gets one summed from all its activity, these occasions included.
+    """
+    scoring = scoring or Scoring.load()
+    terms, latest = scoring.terms(events)
+    if not latest:
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            updated = _add_terms_postgresql(terms, latest)
+        else:
+            updated = _add_terms(terms, latest)
+        for org_id in sorted(latest.keys() - updated):  # organisations scored for the first time
+            _create_score(org_id, terms.get(org_id), latest[org_id], scoring)
+
+
+def _add_terms(terms: dict[int, float], latest: dict[int, datetime]) -> set[int]:
+    """Through the ORM: lock the rows (in id order, so two batches cannot deadlock), add, write back."""
+    changed = []
+    ids = sorted(latest)
+    for start in range(0, len(ids), 900):
+        chunk = ids[start : start + 900]
+        for score in EngagementScore.objects.select_for_update().filter(pk__in=chunk).order_by("pk"):
+            score.level = _log2_sum(score.level, terms.get(score.pk))
+            last = latest[score.pk]
+            if score.last_activity_at is None or last > score.last_activity_at:
+                score.last_activity_at = last
+            changed.append(score)
+    EngagementScore.objects.bulk_create(
+        changed,
+        batch_size=2000,
+        update_conflicts=True,
+        unique_fields=["organisation"],
+        update_fields=["level", "last_activity_at"],
+    )
+    return {score.pk for score in changed}
+
+
+_LOCK_ROWS = "SELECT 1 FROM {scores} WHERE organisation_id = ANY(%s::bigint[]) ORDER BY organisation_id FOR UPDATE"
+# log2(2**level + 2**term) = max + log2(1 + 2**-|level - term|), as _log2_sum does it.
+_ADD_TERMS = """
+    UPDATE {scores} AS score SET
+        level = CASE
+            WHEN added.term IS NULL THEN score.level
+            WHEN score.level IS NULL THEN added.term
+            ELSE GREATEST(score.level, added.term)
+                 + ln(1 + power(2::double precision, -abs(score.level - added.term))) / ln(2::double precision)
+        END,
+        last_activity_at = GREATEST(score.last_activity_at, added.last_activity_at)
+    FROM unnest(%s::bigint[], %s::double precision[], %s::timestamptz[])
+        AS added (organisation_id, term, last_activity_at)
+    WHERE score.organisation_id = added.organisation_id
+    RETURNING score.organisation_id
+"""
+
+
+def _add_terms_postgresql(terms: dict[int, float], latest: dict[int, datetime]) -> set[int]:
+    scores = connection.ops.quote_name(EngagementScore._meta.db_table)
+    ids = sorted(latest)
+    with connection.cursor() as cursor:
+        if len(ids) > 1:  # many rows: take their locks in id order first, so two batches cannot deadlock
+            cursor.execute(_LOCK_ROWS.format(scores=scores), [ids])
+        cursor.execute(_ADD_TERMS.format(scores=scores), [ids, [terms.get(i) for i in ids], [latest[i] for i in ids]])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _create_score(org_id: int, term: float | None, last: datetime, scoring: Scoring) -> None:
+    now = timezone.now()
+    total, latest = _decayed_sums(ActivityEvent.objects.filter(organisation_id=org_id), scoring, now).get(
+        org_id, (0.0, None)
+    )
+    try:
+        with transaction.atomic():
+            EngagementScore.objects.create(
+                organisation_id=org_id, level=scoring.level_from_score(total, now), last_activity_at=latest
+            )
+    except IntegrityError:
+        # Another transaction created the row first; it could not see these occasions, so add them to it.
+        score = EngagementScore.objects.select_for_update().get(pk=org_id)
+        score.level = _log2_sum(score.level, term)
+        score.last_activity_at = max(filter(None, [score.last_activity_at, last]))
+        score.save(update_fields=["level", "last_activity_at"])
+
+
+def score_of(organisation: Organisation, now: datetime | None = None, scoring: Scoring | None = None) -> float:
+    """The organisation's score now, from its stored level."""
+    scoring = scoring or Scoring.load()
+    level = EngagementScore.objects.filter(pk=organisation.pk).values_list("level", flat=True).first()
+    return scoring.score(level, now or timezone.now())
+
+
+# Explaining a score ---------------------------------------------------------------------------------------------
+
+# How each kind is counted in words, in the order a breakdown lists them.
+KIND_WORDS = {
+    ActivityKind.EVENT_ATTENDED: ("event attended", "events attended"),
+    ActivityKind.EVENT_REGISTERED: ("event registration", "event registrations"),
+    ActivityKind.PERK_REDEEMED: ("perk used", "perks used"),
+    ActivityKind.STORY_PUBLISHED: ("success story published", "success stories published"),
+    ActivityKind.COLLEAGUE_JOINED: ("colleague joined", "colleagues joined"),
+    ActivityKind.LOGIN: ("log-in", "log-ins"),
+    ActivityKind.PAGE_READ: ("members' page read", "members' pages read"),
+    ActivityKind.PROFILE_UPDATED: ("profile update", "profile updates"),
+    ActivityKind.INVOICE_PAID: ("invoice paid", "invoices paid"),
+    ActivityKind.STAFF_INTERACTION: ("contact with the team", "contacts with the team"),
+}
+
+
+def _and(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def breakdown_in_words(counts: Counter | dict[str, int]) -> str:
+    """What an organisation did in the last 90 days, e.g. "3 events attended and 12 log-ins in 90 days, no perks
+    used"; what it has not done that matters most is said too."""
+    parts = [
+        f"{counts[kind]} {singular if counts[kind] == 1 else plural}"
+        for kind, (singular, plural) in KIND_WORDS.items()
+        if counts.get(kind)
+    ]
+    if not parts:
+        return "No activity in 90 days"
+    missing = []
+    if not counts.get(ActivityKind.EVENT_ATTENDED) and not counts.get(ActivityKind.EVENT_REGISTERED):
+        missing.append("events")
+    if not counts.get(ActivityKind.PERK_REDEEMED):
+        missing.append("perks used")
+    text = f"{_and(parts)} in 90 days"
+    if missing:
+        text += ", no " + " or ".join(missing)
+    return text
+
+
+@dataclass
+class Trend:
+    recent: float  # points in the last 90 days
+    previous: float  # points in the 90 days before
+
+    @property
+    def change_percent(self) -> int | None:
+        if not self.previous:
+            return None
+        return round(100 * (self.recent - self.previous) / self.previous)
+
+    def is_falling(self, percent: int) -> bool:
+        return self.previous > 0 and self.recent <= self.previous * (1 - percent / 100)
+
+    @property
+    def direction(self) -> str:
+        change = self.change_percent
+        if change is None:
+            return "new" if self.recent else "none"
+        return "up" if change > 0 else "down" if change < 0 else "level"
+
+    def __str__(self) -> str:
+        change = self.change_percent
+        if change is None:
+            return "New activity; none in the 90 days before" if self.recent else "No activity in 180 days"
+        if change == 0:
+            return "Level with the previous 90 days"
+        return f"{'Up' if change > 0 else 'Down'} {abs(change)}% on the previous 90 days"
+
+
+@dataclass
+class Summary:
+    counts: Counter = field(default_factory=Counter)  # by kind, in the last 90 days
+    trend: Trend = field(default_factory=lambda: Trend(0.0, 0.0))
+
+    @property
+    def in_words(self) -> str:
+        return breakdown_in_words(self.counts)
+
+
+def summaries(organisations: QuerySet | list[int], now: datetime, scoring: Scoring) -> dict[int, Summary]:
+    """Breakdown and trend for each organisation, in one query: ``organisations`` is a queryset or a short list
+    of ids."""
+    start, middle = now - 2 * WINDOW, now - WINDOW
+    rows = (
+        ActivityEvent.objects.filter(organisation__in=organisations, occurred_at__gte=start, occurred_at__lte=now)
+        .order_by()
+        .values("organisation_id", "kind")
+        .annotate(
+            recent=Count("pk", filter=Q(occurred_at__gte=middle)),
+            previous=Count("pk", filter=Q(occurred_at__lt=middle)),
+        )
+        .values_list("organisation_id", "kind", "recent", "previous")
+    )
+    result: dict[int, Summary] = defaultdict(Summary)
+    for org_id, kind, recent, previous in rows:
+        summary = result[org_id]
+        if recent:
+            summary.counts[kind] += recent
+        weight = scoring.weights.get(kind, 0)
+        summary.trend.recent += weight * recent
+        summary.trend.previous += weight * previous
+    return result
+
+
+# Weeks, for the digest ------------------------------------------------------------------------------------------
+
+
+def week_starting(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+# Settings -------------------------------------------------------------------------------------------------------
+
+SETTINGS_FIELDS = [
+    "weights",
+    "half_life_days",
+    "thriving_from",
+    "steady_from",
+    "at_risk_from",
+    "renewal_window_days",
+    "falling_percent",
+    "quiet_days",
+    "digest_recipients",
+]
+
+
+@transaction.atomic
+def update_settings(form, actor) -> EngagementSettings:
+    """Save the engagement settings from their validated form and audit what changed. New weights or a new
+    half-life change every score, so a full recomputation is queued."""
+    from config.celery import queue_on_commit
+    from membership import tasks
+    from membership.services import diff, record_audit
+
+    before = EngagementSettings.objects.select_for_update().get(pk=form.instance.pk)
+    after = form.save()
+    changes = diff(before, after, SETTINGS_FIELDS)
+    if changes:
+        record_audit(
+            "membership.engagement.settings_changed",
+            f"{actor} changed the engagement settings: {', '.join(name.replace('_', ' ') for name in changes)}",
+            actor=actor,
+            changes=changes,
+        )
+    if "weights" in changes or "half_life_days" in changes:
+        queue_on_commit(tasks.recompute_engagement_scores)
+    return after
