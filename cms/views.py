@@ -1,7 +1,11 @@
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
+from wagtail.models import Page
+
+from cms.models import paginate
 
 
 @require_GET
@@ -17,3 +21,20 @@ def robots_txt(request: HttpRequest) -> HttpResponse:
         f"Sitemap: {settings.SITE_URL}/sitemap.xml",
     ]
     return HttpResponse("\n".join(lines) + "\n", content_type="text/plain")
+
+
+SEARCH_PER_PAGE = 10
+
+
+@require_GET
+def search(request: HttpRequest) -> HttpResponse:
+    """Search the published public pages: news, success stories, board updates, standard pages, events.
+
+    Members-only pages are found by their title and introduction only: their bodies are never indexed.
+    """
+    query = request.GET.get("q", "").strip()[:200]
+    results = None
+    if query:
+        pages = Page.objects.live().public().specific().search(query, operator="and")
+        results = paginate(request, pages, SEARCH_PER_PAGE)
+    return TemplateResponse(request, "cms/search.html", {"query": query, "results": results})

@@ -4,6 +4,7 @@ from allauth.mfa.models import Authenticator
 from django.core.management import call_command
 
 from accounts.models import User
+from benefits.models import Perk, PerkCode, Provider, Redemption
 from membership.models import (
     FollowUp,
     Invoice,
@@ -18,6 +19,10 @@ from membership.models import (
 )
 
 MODELS = (
+    Perk,
+    PerkCode,
+    Provider,
+    Redemption,
     Organisation,
     User,
     OrganisationMember,
@@ -88,3 +93,21 @@ def test_a_larger_run_extends_a_smaller_one(capsys):
     call_command("seed_demo", orgs=25)
     assert first_names < set(Organisation.objects.values_list("name", flat=True))
     assert Organisation.objects.count() == 25
+
+
+@pytest.mark.django_db
+def test_it_adds_perks_from_partners_and_members_with_redemptions(capsys):
+    call_command("seed_demo", orgs=60)
+    published = Perk.objects.published()
+    assert published.count() >= 25
+    assert published.filter(provider__organisation__isnull=False).count() >= 3
+    assert published.filter(provider__organisation__isnull=True).values("provider").distinct().count() >= 10
+    assert set(Perk.objects.values_list("status", flat=True)) >= {"published", "pending", "rejected"}
+    assert set(published.values_list("method", flat=True)) == set(Perk.Method.values)
+    assert Redemption.objects.count() >= 50
+    # Every redemption went through the service: counters and code pools agree with the rows.
+    for perk in Perk.objects.all():
+        assert perk.redemption_count == perk.redemptions.count()
+        assert perk.codes.filter(redemption__isnull=False).count() == (
+            perk.redemptions.count() if perk.method == Perk.Method.UNIQUE_CODE else 0
+        )

@@ -5,7 +5,11 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.demo import DEMO_TOTP_SECRET, TEAM_GROUP, seed_staff
+from benefits.demo import seed_perks
+from cms.demo import seed_site
+from cms.events.demo import seed_events
 from membership.demo import DEMO_PASSWORD, seed_invoices, seed_organisations, seed_subscriptions, seed_tiers
+from membership.engagement_demo import seed_engagement
 from membership.permissions import grant_membership_team_permissions
 
 
@@ -28,9 +32,15 @@ class Command(BaseCommand):
         counts = seed_organisations(orgs, account_managers=team[:2], contacts=not without_contacts)
         seed_subscriptions(seed_tiers())
         seed_invoices()
+        perks = seed_perks(Group.objects.get(name=TEAM_GROUP))
+        seed_events()
+        pages = seed_site()
+        seed_engagement(team)
         self.stdout.write(
             self.style.SUCCESS(
-                f"Demo data ready: {counts['organisations']} organisations, {counts['contacts']} contacts."
+                f"Demo data ready: {counts['organisations']} organisations, {counts['contacts']} contacts, "
+                f"{perks['perks']} perks, {pages['news']} news stories, {pages['board_updates']} board updates, "
+                f"{pages['stories']} success stories."
             )
         )
         if quiet_login:

@@ -1,0 +1,30 @@
+"""What happens when pages change: the page cache and navigation are purged, and a published success story
+counts as activity for its organisation. Connected in ``CmsConfig.ready``."""
+
+from wagtail.models import Page
+
+from cms.cache import purge_pages
+from cms.models import SuccessStoryPage
+from cms.services import record_story_published
+
+
+def on_page_published(sender, instance, **kwargs) -> None:
+    purge_pages()
+    if isinstance(instance, SuccessStoryPage):
+        record_story_published(instance)
+
+
+def on_page_changed(sender, **kwargs) -> None:
+    """Unpublished or moved: what the site shows has changed."""
+    purge_pages()
+
+
+def on_page_saved(sender, instance, created, **kwargs) -> None:
+    # Pages created in code (add_child) go live without a publish signal.
+    if created and isinstance(instance, Page):
+        purge_pages()
+
+
+def on_page_deleted(sender, instance, **kwargs) -> None:
+    if isinstance(instance, Page):
+        purge_pages()
