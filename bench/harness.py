@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,10 @@ PYTHON = sys.executable
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
 TRIVIAL = "/robots.txt"  # a public view with no database work, behind the same middleware
 EMPTY_BACK_OFFICE = "/admin/bench/empty/"  # the back office's frame with no content: see bench/urls.py
+EMPTY_PUBLIC_PAGE = "/bench/empty/"  # the public site's frame with no content: see bench/urls.py
+
+# Builds one request to send: method, body and extra headers (a POST whose body must differ each time, say).
+RequestMaker = Callable[[], tuple[str, bytes | None, dict]]
 
 
 @dataclass
@@ -95,6 +100,13 @@ class Bench:
         self.manage("seed_demo", "--orgs", str(organisations), "--quiet-login", *extra)
         self.manage("shell", "-c", "from django.db import connection; connection.cursor().execute('VACUUM ANALYZE')")
 
+    def use_here(self) -> None:
+        """Point this process's Django at the benchmark's database, for benchmarks that call the code directly."""
+        import django
+
+        os.environ.update({key: value for key, value in self.env.items() if key != "SITE_URL"})
+        django.setup()
+
     def login_staff(self, email: str = "director@netech.example") -> None:
         """A session for a seeded staff user (who has two-factor set up), as a browser would hold it."""
         code = (
@@ -144,8 +156,9 @@ class Bench:
         return response.status, response.read()
 
     # Measurement -----------------------------------------------------------------------------------
-    def measure(self, path: str, *, requests: int, concurrency: int) -> Sample:
-        """Send ``requests`` GETs to ``path`` over ``concurrency`` keep-alive connections."""
+    def measure(self, path: str, *, requests: int, concurrency: int, make: RequestMaker | None = None) -> Sample:
+        """Send ``requests`` requests to ``path`` over ``concurrency`` keep-alive connections: GETs, or what
+        ``make`` builds for each (built before its clock starts)."""
         sample = Sample()
         lock = threading.Lock()
         remaining = [requests]
@@ -157,8 +170,9 @@ class Bench:
                     if remaining[0] <= 0:
                         break
                     remaining[0] -= 1
+                method, body, headers = make() if make else ("GET", None, {})
                 started = time.perf_counter()
-                conn.request("GET", path, headers={"Cookie": self.cookie})
+                conn.request(method, path, body=body, headers={"Cookie": self.cookie, **headers})
                 response = conn.getresponse()
                 response.read()
                 elapsed = time.perf_counter() - started
@@ -179,15 +193,23 @@ class Bench:
         return sample
 
     def compare(
-        self, path: str, *, against: str = TRIVIAL, rounds: int = 5, requests: int = 200, concurrency: int = 4
+        self,
+        path: str,
+        *,
+        against: str = TRIVIAL,
+        rounds: int = 5,
+        requests: int = 200,
+        concurrency: int = 4,
+        make: RequestMaker | None = None,
     ) -> dict:
-        """Throughput of ``path`` against the trivial view ``against``, interleaved round by round."""
-        self.measure(path, requests=20, concurrency=concurrency)  # warm caches and connections
+        """Throughput of ``path`` (requests built by ``make``, or GETs) against the trivial view ``against``,
+        interleaved round by round."""
+        self.measure(path, requests=20, concurrency=concurrency, make=make)  # warm caches and connections
         self.measure(against, requests=20, concurrency=concurrency)
         ratios, pages, trivials = [], Sample(), Sample()
         for _ in range(rounds):
             trivial = self.measure(against, requests=requests, concurrency=concurrency)
-            page = self.measure(path, requests=requests, concurrency=concurrency)
+            page = self.measure(path, requests=requests, concurrency=concurrency, make=make)
             ratios.append(page.throughput / trivial.throughput)
             for total, part in ((pages, page), (trivials, trivial)):
                 total.requests += part.requests

@@ -1,7 +1,8 @@
-"""The application's URLs plus the benchmarks' trivial back-office page.
+"""The application's URLs plus the benchmarks' trivial pages: an empty back-office page and an empty site page.
 
-Only the benchmark server loads this module (ROOT_URLCONF=bench.urls): the page measures what every
-back-office request costs before it does any work of its own, so a listing's figure is its own cost.
+Only the benchmark server loads this module (ROOT_URLCONF=bench.urls): each page measures what every request
+to that part of the platform costs before it does any work of its own (session, user, middleware, the frame's
+template), so a page's figure against it is the page's own cost.
 """
 
 from django.urls import path
@@ -21,5 +22,7 @@ class EmptyBackOfficePage(WagtailAdminTemplateMixin, TemplateView):
 
 urlpatterns = [
     path("admin/bench/empty/", require_admin_access(EmptyBackOfficePage.as_view())),
+    # The public site's frame (header, navigation, footer, the visitor's session) around no content.
+    path("bench/empty/", TemplateView.as_view(template_name="base.html")),
     *application,
 ]
