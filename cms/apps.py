@@ -7,6 +7,7 @@ class CmsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
+        from wagtail.models import PageViewRestriction, Site
         from wagtail.signals import page_published, page_unpublished, post_page_move
 
         from cms import receivers
@@ -19,3 +20,6 @@ class CmsConfig(AppConfig):
         post_page_move.connect(receivers.on_page_changed, dispatch_uid="cms.page_moved")
         post_save.connect(receivers.on_page_saved, dispatch_uid="cms.page_saved")
         post_delete.connect(receivers.on_page_deleted, dispatch_uid="cms.page_deleted")
+        for model in (Site, PageViewRestriction):
+            for signal in (post_save, post_delete):
+                signal.connect(receivers.on_site_or_privacy_changed, sender=model, dispatch_uid=f"cms.{model.__name__}")

@@ -107,3 +107,76 @@ class PageCacheMiddleware:
             write_generational(key, generation, (response.content, headers), settings.PAGE_CACHE_SECONDS)
             response["X-Page-Cache"] = "miss"
         return response
+
+
+# Where pages live ---------------------------------------------------------------------------------------------
+# Serving a page first finds its site and then the page at the address, before any of the page's own work. Both
+# change only when pages are published, moved or deleted, or sites and privacy settings change, and each of
+# those starts a new generation (``cms.receivers``), so they are kept here between such changes. These are
+# addresses, not content: the page itself is fetched and rendered on every request the page cache does not answer.
+
+ROUTING_SECONDS = 3600
+_NOT_FOUND = "none"
+
+
+def _host_and_port(request: HttpRequest) -> tuple[str, int]:
+    from django.http.request import split_domain_port
+
+    return split_domain_port(request._get_raw_host())[0], request.get_port()
+
+
+def find_site(request: HttpRequest):
+    """The Wagtail site for ``request``, with its root page's specific instance, as ``Site.find_for_request``
+    finds it; kept on the request as Wagtail keeps it."""
+    if hasattr(request, "_wagtail_site"):
+        return request._wagtail_site
+    from wagtail.models import Site
+
+    hostname, port = _host_and_port(request)
+    key = "cms:site:" + hashlib.sha256(f"{hostname}:{port}".encode()).hexdigest()
+    generation, site = read_generational(key)
+    if site is None:
+        site = Site.find_for_request(request)
+        if site is not None:
+            site.root_page.specific  # noqa: B018  (fetched now, so the cached site carries it)
+        write_generational(key, generation, site or _NOT_FOUND, ROUTING_SECONDS)
+    request._wagtail_site = None if site == _NOT_FOUND else site
+    return request._wagtail_site
+
+
+def find_page_address(url_path: str) -> tuple[int, int] | None:
+    """The id and content type of the page at ``url_path`` (Wagtail's ``url_path``, e.g. ``/home/news/x/``)."""
+    from wagtail.models import Page
+
+    key = "cms:route:" + hashlib.sha256(url_path.encode()).hexdigest()
+    generation, found = read_generational(key)
+    if found is None:
+        found = Page.objects.filter(url_path=url_path).order_by("path").values_list("pk", "content_type_id").first()
+        if found is None:
+            return None  # unknown addresses are not kept: anyone could fill the cache with them
+        write_generational(key, generation, tuple(found), ROUTING_SECONDS)
+    return found
+
+
+def any_view_restrictions() -> bool:
+    """Whether any page has Wagtail's own privacy settings (a password, log-in or group restriction)."""
+    from wagtail.models import PageViewRestriction
+
+    generation, found = read_generational("cms:view-restrictions")
+    if found is None:
+        found = "yes" if PageViewRestriction.objects.exists() else "no"
+        write_generational("cms:view-restrictions", generation, found, ROUTING_SECONDS)
+    return found == "yes"
+
+
+class QuickPrivacyCheck:
+    """Wagtail checks its own privacy settings (passwords, log-in or group restrictions) on this page and its
+    ancestors before serving it, in two queries; while no page anywhere has such a setting, which is kept in the
+    cache (``cms.cache.any_view_restrictions``), there is nothing to look up."""
+
+    def get_view_restrictions(self):
+        from wagtail.models import PageViewRestriction
+
+        if not any_view_restrictions():
+            return PageViewRestriction.objects.none()
+        return super().get_view_restrictions()

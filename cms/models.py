@@ -24,6 +24,7 @@ from wagtail.search import index
 
 from benefits.models import Perk
 from cms.blocks import BaseStreamBlock
+from cms.cache import QuickPrivacyCheck, find_page_address
 from membership.models import Organisation
 
 # Renditions the listings show, prefetched with the pages so a card costs no query of its own.
@@ -107,7 +108,7 @@ class MembersOnlyMixin(models.Model):
         return " ".join(self._meta.get_field("body").get_searchable_content(self.body))
 
 
-class ListedPage(Page):
+class ListedPage(QuickPrivacyCheck, Page):
     """A page that appears in listings: a short public introduction and an image for cards and link previews."""
 
     introduction = models.TextField(
@@ -144,11 +145,19 @@ class ListedPage(Page):
         """The date a listing shows for the page, if it has one."""
         return getattr(self, "date", None)
 
+    def get_context(self, request, *args, **kwargs):
+        context = super().get_context(request, *args, **kwargs)
+        # The index the page sits in, for the "back to" link: a page's address is its parent's plus its own slug,
+        # so the parent need not be fetched.
+        url = self.get_url(request) or ""
+        context["index_url"] = url[: url.rstrip("/").rfind("/") + 1] or None
+        return context
+
 
 # Home -------------------------------------------------------------------------------------------------------
 
 
-class HomePage(Page):
+class HomePage(QuickPrivacyCheck, Page):
     """The front door of the site: what the body is, why to join, and what is on."""
 
     hero_heading = models.CharField(max_length=120, default="The North East's tech community")
@@ -184,15 +193,15 @@ class HomePage(Page):
         verbose_name = "home page"
 
     def route(self, request, path_components):
-        """Find a page of the site's own content types by its address in one query rather than one level at a
-        time (two queries a level); any other address is routed by Wagtail, level by level, as usual.
+        """Find a page of the site's own content types by its address (kept in the cache between publishes,
+        ``cms.cache.find_page_address``) and fetch it in one query, rather than one level at a time (two queries
+        a level); any other address is routed by Wagtail, level by level, as usual.
 
         Only types marked ``direct_route`` are found this way: their parents are plain pages of this site
         that add no routing of their own, so the result is the page Wagtail's routing would find.
         """
         if path_components:
-            url_path = f"{self.url_path}{'/'.join(path_components)}/"
-            found = Page.objects.filter(url_path=url_path).values_list("pk", "content_type_id").first()
+            found = find_page_address(f"{self.url_path}{'/'.join(path_components)}/")
             model = ContentType.objects.get_for_id(found[1]).model_class() if found else None
             if model is not None and getattr(model, "direct_route", False):
                 page = model.objects.select_related(*model.route_select_related).get(pk=found[0])
@@ -245,7 +254,7 @@ class NewsPageTag(TaggedItemBase):
     content_object = ParentalKey("cms.NewsPage", on_delete=models.CASCADE, related_name="tagged_items")
 
 
-class NewsIndexPage(Page):
+class NewsIndexPage(QuickPrivacyCheck, Page):
     """The news: newest first, ten to a page, filtered by category or tag, with RSS and Atom feeds."""
 
     introduction = models.TextField(max_length=400, blank=True)
@@ -335,7 +344,7 @@ def latest_news_links(request: HttpRequest) -> list[dict]:
 # Advisory-board updates -------------------------------------------------------------------------------------
 
 
-class BoardUpdateIndexPage(Page):
+class BoardUpdateIndexPage(QuickPrivacyCheck, Page):
     """The advisory board's meetings, newest first."""
 
     introduction = models.TextField(max_length=400, blank=True)
@@ -422,7 +431,7 @@ class BoardAction(Orderable):
 # Success stories --------------------------------------------------------------------------------------------
 
 
-class SuccessStoryIndexPage(Page):
+class SuccessStoryIndexPage(QuickPrivacyCheck, Page):
     """The region's successes, newest first."""
 
     introduction = models.TextField(max_length=400, blank=True)
@@ -504,7 +513,7 @@ class StandardPage(MembersOnlyMixin, ListedPage):  # noqa: DJ008 (Page gives __s
 # The member directory ---------------------------------------------------------------------------------------
 
 
-class DirectoryPage(Page):
+class DirectoryPage(QuickPrivacyCheck, Page):
     """Member organisations that opted in to the directory, searchable and filtered by specialism, type, size
     and town. A card shows the name and only the details its organisation chose to publish, and a filter or
     search only ever matches on a detail the organisation publishes."""

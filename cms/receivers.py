@@ -28,3 +28,9 @@ def on_page_saved(sender, instance, created, **kwargs) -> None:
 def on_page_deleted(sender, instance, **kwargs) -> None:
     if isinstance(instance, Page):
         purge_pages()
+
+
+def on_site_or_privacy_changed(sender, **kwargs) -> None:
+    """A site, or a page's Wagtail privacy setting, was saved or deleted: the cached sites and the answer to
+    "does any page have a privacy setting" (``cms.cache``) are out of date, as may be any cached page."""
+    purge_pages()

@@ -3,8 +3,10 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
+from wagtail import views as wagtail_views
 from wagtail.models import Page
 
+from cms.cache import find_site
 from cms.models import paginate
 
 
@@ -38,3 +40,10 @@ def search(request: HttpRequest) -> HttpResponse:
         pages = Page.objects.live().public().specific().search(query, operator="and")
         results = paginate(request, pages, SEARCH_PER_PAGE)
     return TemplateResponse(request, "cms/search.html", {"query": query, "results": results})
+
+
+def serve_page(request: HttpRequest, path: str) -> HttpResponse:
+    """Wagtail's page view, with the request's site found from the cache rather than the database
+    (``cms.cache.find_site``); everything else about serving the page is Wagtail's."""
+    find_site(request)
+    return wagtail_views.serve(request, path)

@@ -10,7 +10,7 @@ from wagtail.contrib.sitemaps import Sitemap
 from wagtail.documents import urls as wagtaildocs_urls
 
 from accounts.views import admin_login_redirect
-from cms.views import robots_txt
+from cms.views import robots_txt, serve_page
 from config.views import healthz
 from membership.billing_views import join_page
 
@@ -53,5 +53,8 @@ if settings.SERVE_MEDIA:
     ]
 
 urlpatterns += [
+    # Pages are served by Wagtail's view with the site found from the cache (cms.views.serve_page); the pattern
+    # is Wagtail's own, which stays below for its other views and for reversing page addresses.
+    re_path(wagtail_urls.serve_pattern, serve_page),
     path("", include(wagtail_urls)),
 ]

@@ -24,6 +24,8 @@ from wagtail.models import Page, PageManager
 from wagtail.query import PageQuerySet
 from wagtail.search import index
 
+from cms.cache import QuickPrivacyCheck
+
 DEFAULT_TIME_ZONE = "Europe/London"
 # Ticket references are read aloud and typed at the door: no 0/O or 1/I/L.
 TICKET_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
@@ -45,7 +47,7 @@ def new_ticket_reference() -> str:
     return "".join(secrets.choice(TICKET_ALPHABET) for _ in range(TICKET_LENGTH))
 
 
-class EventIndexPage(Page):
+class EventIndexPage(QuickPrivacyCheck, Page):
     """The events programme: what is coming up, soonest first, and what has been, each list paginated."""
 
     intro = RichTextField(blank=True, features=RICH_TEXT_FEATURES)
@@ -94,7 +96,7 @@ class EventPageQuerySet(PageQuerySet):
 EventPageManager = PageManager.from_queryset(EventPageQuerySet)
 
 
-class EventPage(Page):
+class EventPage(QuickPrivacyCheck, Page):
     """One event: when and where, how many places, what a place costs, and when registration is open.
 
     Times are stored in UTC and shown in the event's own time zone. The online link is shown only to people
