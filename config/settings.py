@@ -138,20 +138,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Cache (rate limits and sessions): local memory by default, Redis through REDIS_URL.
+# Cache (rate limits and sessions): local memory by default, Redis through REDIS_URL. A Redis outage degrades the
+# cache instead of failing requests (config.cache): the default cache falls back to this process's memory, so rate
+# limits hold per process; sessions miss and are read from the database.
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
+    _redis_cache = {
+        "BACKEND": "config.cache.ResilientRedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env("CACHE_KEY_PREFIX", "members"),
+        "TIMEOUT": 300,
+        # A hung Redis costs a request this long once, then is skipped for a few seconds (config.cache).
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
     CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env("CACHE_KEY_PREFIX", "members"),
-            "TIMEOUT": 300,
-        }
+        "default": {**_redis_cache, "OPTIONS": {**_redis_cache["OPTIONS"], "LOCAL_FALLBACK": True}},
+        "sessions": _redis_cache,
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "sessions": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "sessions"},
+    }
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_CACHE_ALIAS = "sessions"
 # The page cache: public pages' HTML kept for anonymous visitors (cms.cache). Off unless set; turn it on with
 # REDIS_URL, so that publishing a page purges it for every web process.
 PAGE_CACHE = envbool("PAGE_CACHE", False)
