@@ -53,6 +53,7 @@ WAGTAIL_SITE_NAME = env("SITE_NAME", "North East Tech Network")
 ORGANISATION_NAME = WAGTAIL_SITE_NAME
 
 INSTALLED_APPS = [
+    "config",
     "accounts",
     "membership",
     "benefits",
@@ -175,11 +176,18 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A message a worker took but never acknowledged (the worker died) goes back on the queue once it is this old:
+# longer than any task runs, or a slow task would be started twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "Europe/London"
 CELERY_BEAT_SCHEDULE = {
+    # Jobs the broker could not take when they were queued (an outage) are published from the outbox.
+    "relay-queued-tasks": {
+        "task": "config.tasks.relay_queued_tasks",
+        "schedule": crontab(),
+    },
     "purge-unverified-accounts": {
         "task": "accounts.tasks.purge_unverified_accounts",
         "schedule": crontab(hour=3, minute=15),
