@@ -45,11 +45,15 @@ def publish(queued_id: int) -> bool:
         try:
             app.send_task(queued.task, args=queued.args, retry=True, retry_policy=PUBLISH_RETRY)
         except Exception as error:
-            QueuedTask.objects.filter(pk=queued.pk).update(attempts=F("attempts") + 1, last_error=str(error)[:500])
-            raise
-        queued.sent_at = timezone.now()
-        queued.attempts += 1
-        queued.save(update_fields=["sent_at", "attempts"])
+            refused = error
+        else:
+            refused = None
+            queued.sent_at = timezone.now()
+            queued.attempts += 1
+            queued.save(update_fields=["sent_at", "attempts"])
+    if refused is not None:
+        QueuedTask.objects.filter(pk=queued_id).update(attempts=F("attempts") + 1, last_error=str(refused)[:500])
+        raise refused
     return True
 
 
