@@ -21,6 +21,15 @@ import requests
 from django.db import connection
 
 from tests.conftest import require
+from tests.membership.conftest import (  # noqa: F401 (billing fixtures for the Stripe drill)
+    billing_admin,
+    card_member,
+    fake_stripe,
+    growth,
+    paid_checkout,
+    robotics,
+    scale,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
