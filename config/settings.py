@@ -53,6 +53,7 @@ WAGTAIL_SITE_NAME = env("SITE_NAME", "North East Tech Network")
 ORGANISATION_NAME = WAGTAIL_SITE_NAME
 
 INSTALLED_APPS = [
+    "config",
     "accounts",
     "membership",
     "benefits",
@@ -138,20 +139,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Cache (rate limits and sessions): local memory by default, Redis through REDIS_URL.
+# Cache (rate limits and sessions): local memory by default, Redis through REDIS_URL. A Redis outage degrades the
+# cache instead of failing requests (config.cache): the default cache falls back to this process's memory, so rate
+# limits hold per process; sessions miss and are read from the database.
 REDIS_URL = env("REDIS_URL")
 if REDIS_URL:
+    _redis_cache = {
+        "BACKEND": "config.cache.ResilientRedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env("CACHE_KEY_PREFIX", "members"),
+        "TIMEOUT": 300,
+        # A hung Redis costs a request this long once, then is skipped for a few seconds (config.cache).
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
     CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env("CACHE_KEY_PREFIX", "members"),
-            "TIMEOUT": 300,
-        }
+        "default": {**_redis_cache, "OPTIONS": {**_redis_cache["OPTIONS"], "LOCAL_FALLBACK": True}},
+        "sessions": _redis_cache,
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        "sessions": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "sessions"},
+    }
 SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_CACHE_ALIAS = "sessions"
 # The page cache: public pages' HTML kept for anonymous visitors (cms.cache). Off unless set; turn it on with
 # REDIS_URL, so that publishing a page purges it for every web process.
 PAGE_CACHE = envbool("PAGE_CACHE", False)
@@ -165,11 +176,18 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A message a worker took but never acknowledged (the worker died) goes back on the queue once it is this old:
+# longer than any task runs, or a slow task would be started twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": envint("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "Europe/London"
 CELERY_BEAT_SCHEDULE = {
+    # Jobs the broker could not take when they were queued (an outage) are published from the outbox.
+    "relay-queued-tasks": {
+        "task": "config.tasks.relay_queued_tasks",
+        "schedule": crontab(),
+    },
     "purge-unverified-accounts": {
         "task": "accounts.tasks.purge_unverified_accounts",
         "schedule": crontab(hour=3, minute=15),

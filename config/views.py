@@ -24,6 +24,9 @@ def _check_cache() -> str:
     cache.set("healthz", "ok", 10)
     if cache.get("healthz") != "ok":
         raise RuntimeError("the cache did not return what was written")
+    if getattr(cache, "degraded", False):
+        # The site keeps serving on a stand-in (config.cache), but Redis itself is unreachable.
+        raise RuntimeError("Redis is unreachable")
     return "ok"
 
 

@@ -131,9 +131,11 @@ def _billing_page(
     *,
     renew_form: JoinForm | None = None,
     invoice_form: SwitchToInvoiceForm | None = None,
+    tier_form: TierChangeForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
-    """The page every member sees; an admin also gets the forms that change the membership."""
+    """The page every member sees; an admin also gets the forms that change the membership. A form given here
+    was refused: it is shown again with its error and what the admin chose or typed."""
     subscriptions = list(organisation.subscriptions.select_related("tier", "scheduled_tier"))
     live = next((s for s in subscriptions if s.status in Subscription.LIVE_STATUSES), None)
     history = [s for s in subscriptions if s is not live]
@@ -147,8 +149,11 @@ def _billing_page(
     )
     if membership.is_admin and live is None:
         context["renew_form"] = renew_form or _renew_form(organisation, history[0] if history else None)
+        chosen = renew_form.cleaned_data.get("tier") if renew_form and hasattr(renew_form, "cleaned_data") else None
+        context["renew_tier"] = chosen or (history[0].tier if history else None)
     if membership.is_admin and live is not None and live.status == Subscription.Status.ACTIVE:
         context["tier_options"] = _tier_options(organisation, live)
+        context["tier_form"] = tier_form
         context["invoice_form"] = invoice_form or SwitchToInvoiceForm(
             organisation=organisation, initial={"po_number": live.po_number}
         )
@@ -208,8 +213,9 @@ def start_membership(request: HttpRequest, organisation: Organisation, membershi
             return redirect("membership:billing", organisation.slug)
         return redirect(billing.start_card_checkout(organisation, data["tier"], data["interval"], request.user))
     except MembershipError as error:
-        messages.error(request, str(error))
-        return redirect("membership:billing", organisation.slug)
+        # Refused, or Stripe unreachable: nothing was written; the form comes back with what was chosen and typed.
+        form.add_error(None, str(error))
+        return _billing_page(request, organisation, membership, renew_form=form, status=400)
 
 
 @organisation_view(admin_only=True)
@@ -243,8 +249,12 @@ def change_tier(request: HttpRequest, organisation: Organisation, membership) ->
     if not form.is_valid():
         messages.error(request, "Choose the tier to move to.")
         return redirect("membership:billing", organisation.slug)
-    tier = form.cleaned_data["tier"]
-    return _done(request, organisation, lambda: billing_changes.change_tier(organisation, tier, request.user))
+    try:
+        messages.success(request, billing_changes.change_tier(organisation, form.cleaned_data["tier"], request.user))
+    except MembershipError as error:
+        form.add_error(None, str(error))
+        return _billing_page(request, organisation, membership, tier_form=form, status=400)
+    return redirect("membership:billing", organisation.slug)
 
 
 @organisation_view(admin_only=True)

@@ -8,7 +8,7 @@ import os
 
 import pytest
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 
 from config.celery import app as celery_app
 from membership.models import OrganisationMember
@@ -92,10 +92,12 @@ def _page_tree_after_a_flush(request):
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    # Rate-limit counters live in the cache; every test starts with none.
+    # Rate-limit counters and sessions live in the caches; every test starts with none.
     cache.clear()
+    caches["sessions"].clear()
     yield
     cache.clear()
+    caches["sessions"].clear()
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ def test_it_takes_every_production_service_from_the_environment():
         SITE_URL="https://members.example.org",
     )
     assert found["db"] == "django.db.backends.postgresql"
-    assert found["cache"] == "django.core.cache.backends.redis.RedisCache"
+    assert found["cache"] == "config.cache.ResilientRedisCache"
     assert found["email"] == "django.core.mail.backends.smtp.EmailBackend"
     assert found["eager"] is False
     assert found["broker"] == "redis://cache.internal:6379/1"
