@@ -86,7 +86,8 @@ class Bench:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
-    def create_database(self) -> None:
+    def create_database(self, migrate: bool = True) -> None:
+        """Create the benchmark's database unless it exists, and (unless told not to) migrate it."""
         import psycopg
 
         admin_url = self.env["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
@@ -94,7 +95,8 @@ class Bench:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.database]).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.database}"')
-        self.manage("migrate", "--noinput")
+        if migrate:
+            self.manage("migrate", "--noinput")
 
     def seed(self, organisations: int, *extra: str) -> None:
         self.manage("seed_demo", "--orgs", str(organisations), "--quiet-login", *extra)

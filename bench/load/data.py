@@ -1,12 +1,14 @@
 """The load test's side inside Django: the people, perks and events of one run, and what the database holds after.
 
-Run through ``manage.py shell`` by ``bench.load`` (the server's settings and database), never imported by the
-load generator. Everything a run creates carries its tag, so runs can share a database and each is checked alone.
+``bench.load`` starts one ``manage.py shell`` with the server's settings and database running ``serve()``, and
+calls these functions through it; the load generator never imports this module. Everything a run creates carries
+its tag, so runs can share a database and each is checked alone.
 """
 
 import hashlib
 import io
 import json
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,13 +39,24 @@ PASSWORD = "load-test-password-2026"  # made-up people in a benchmark database
 SMALL_EVENT_PLACES = 10
 
 
+def serve() -> None:
+    """Answer calls from ``bench.load``: a JSON line ``[function, arguments]`` in, a line ``LOAD <JSON result>``
+    out, until standard input closes. One Django process does all of a run's work in its database."""
+    calls = {"prepare": prepare, "snapshot": snapshot, "check": check}
+    for line in sys.stdin:
+        name, arguments = json.loads(line)
+        print("LOAD " + json.dumps(calls[name](*arguments)), flush=True)
+
+
 def prepare(tag: str, members: int, individuals: int, webhook_subscriptions: int) -> dict:
-    """The demo data (once per database), the webhook benchmark's card memberships (once), and this run's crowd."""
+    """The database migrated, the demo data (once per database), the webhook benchmark's card memberships (once),
+    and this run's crowd."""
     from django.core.management import call_command
     from django.db import connection
 
     from bench.webhook_ingest import seed_database
 
+    call_command("migrate", interactive=False, verbosity=0)
     if not Tier.objects.exists():
         call_command("seed_demo", orgs=40, quiet_login=True, stdout=io.StringIO())
         with connection.cursor() as cursor:
