@@ -6,7 +6,7 @@ MANAGE := $(BIN)/python manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run install install-dev browser test test-fast lint format check migrations-check deploy-check ci lock clean
+.PHONY: run install install-dev browser test test-fast lint format check migrations-check deploy-check load ci lock clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,8 @@ run: install  ## migrate, load demo data and serve on http://127.0.0.1:8000
 test: install-dev browser  ## the whole suite (set DATABASE_URL and REDIS_URL to run it on PostgreSQL and Redis)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test-fast: install-dev  ## the suite without the browser journeys
-	$(BIN)/pytest -m "not e2e" $(PYTEST_ARGS)
+test-fast: install-dev  ## the suite without the browser journeys and the load test
+	$(BIN)/pytest -m "not e2e and not load" $(PYTEST_ARGS)
 
 lint: install-dev
 	$(BIN)/ruff check .
@@ -48,6 +48,9 @@ migrations-check: install-dev
 
 deploy-check: install-dev  ## `check --deploy` with production-like settings must report nothing
 	bash scripts/deploy-check
+
+load: install-dev  ## the load test: 50 people at once against gunicorn, Celery, PostgreSQL and Redis (bench/load/)
+	$(BIN)/python -m bench.load $(LOAD_ARGS)
 
 ci:  ## what CI runs, on PostgreSQL and Redis
 	bash .ci/run

@@ -59,9 +59,9 @@ class Sample:
 class Bench:
     """A database and a server for one benchmark; use as a context manager."""
 
-    def __init__(self, name: str, workers: int = 2):
+    def __init__(self, name: str, workers: int = 2, database: str | None = None):
         base = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/")
-        self.database = f"members_bench_{name}"
+        self.database = database or f"members_bench_{name}"
         self.env = {
             **os.environ,
             "DATABASE_URL": base.rstrip("/") + "/" + self.database,
@@ -86,7 +86,8 @@ class Bench:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
-    def create_database(self) -> None:
+    def create_database(self, migrate: bool = True) -> None:
+        """Create the benchmark's database unless it exists, and (unless told not to) migrate it."""
         import psycopg
 
         admin_url = self.env["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
@@ -94,7 +95,8 @@ class Bench:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.database]).fetchone()
             if not exists:
                 conn.execute(f'CREATE DATABASE "{self.database}"')
-        self.manage("migrate", "--noinput")
+        if migrate:
+            self.manage("migrate", "--noinput")
 
     def seed(self, organisations: int, *extra: str) -> None:
         self.manage("seed_demo", "--orgs", str(organisations), "--quiet-login", *extra)
@@ -127,13 +129,14 @@ class Bench:
     def __enter__(self) -> "Bench":
         return self
 
-    def start(self) -> None:
+    def start(self, log: Path | None = None) -> None:
+        """Start gunicorn; its log (errors and their tracebacks) goes to ``log`` when given."""
         self.server = subprocess.Popen(
             [GUNICORN, "config.wsgi", "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log.open("ab") if log else subprocess.PIPE,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

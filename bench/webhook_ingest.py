@@ -160,31 +160,39 @@ class Deliveries:
         with self._lock:
             number = next(self._next)
         renewal, step = divmod(number, len(self.types))
-        ids = _ids(renewal % self.count)
-        event_type = self.types[step]
-        kind = event_type.split(".")[0]
-        obj = {
-            "invoice": {
-                "id": ids["invoice"],
-                "object": "invoice",
-                "parent": {"subscription_details": {"subscription": ids["subscription"]}},
-            },
-            "customer": {"id": ids["subscription"], "object": "subscription", "metadata": {}},
-            "payment_intent": {"id": f"pi_bench_{renewal}", "object": "payment_intent", "invoice": ids["invoice"]},
-        }[kind]
-        event = {
-            "id": f"evt_bench_{uuid.uuid4().hex}",
-            "object": "event",
-            "type": event_type,
-            "created": int(time.time()),
-            "livemode": False,
-            "data": {"object": obj},
-        }
-        body = json.dumps(event).encode()
-        timestamp = int(time.time())
-        digest = hmac.new(SECRET.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-        headers = {"Content-Type": "application/json", "Stripe-Signature": f"t={timestamp},v1={digest}"}
-        return "POST", body, headers
+        body = event_body(self.types[step], renewal % self.count, f"evt_bench_{uuid.uuid4().hex}", renewal=renewal)
+        return "POST", body, signed_headers(body)
+
+
+def event_body(event_type: str, index: int, event_id: str, *, renewal: int = 0) -> bytes:
+    """The JSON Stripe sends for ``event_type`` about subscription ``index`` (its invoice, or itself)."""
+    ids = _ids(index)
+    kind = event_type.split(".")[0]
+    obj = {
+        "invoice": {
+            "id": ids["invoice"],
+            "object": "invoice",
+            "parent": {"subscription_details": {"subscription": ids["subscription"]}},
+        },
+        "customer": {"id": ids["subscription"], "object": "subscription", "metadata": {}},
+        "payment_intent": {"id": f"pi_bench_{renewal}", "object": "payment_intent", "invoice": ids["invoice"]},
+    }[kind]
+    event = {
+        "id": event_id,
+        "object": "event",
+        "type": event_type,
+        "created": int(time.time()),
+        "livemode": False,
+        "data": {"object": obj},
+    }
+    return json.dumps(event).encode()
+
+
+def signed_headers(body: bytes, secret: str = SECRET) -> dict[str, str]:
+    """Stripe's signature on ``body``, made now (as Stripe signs each delivery, a redelivery included)."""
+    timestamp = int(time.time())
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "Stripe-Signature": f"t={timestamp},v1={digest}"}
 
 
 def run() -> list[Figure]:
