@@ -6,7 +6,7 @@ MANAGE := $(BIN)/python manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run install install-dev browser test test-fast lint format check migrations-check deploy-check ci lock clean
+.PHONY: run install install-dev browser test test-fast lint format check migrations-check deploy-check audit ci lock clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ migrations-check: install-dev
 
 deploy-check: install-dev  ## `check --deploy` with production-like settings must report nothing
 	bash scripts/deploy-check
+
+audit: install-dev  ## known vulnerabilities in the locked requirements.txt (pip-audit), or a notice if it cannot check
+	$(BIN)/python scripts/audit_dependencies.py requirements.txt
 
 ci:  ## what CI runs, on PostgreSQL and Redis
 	bash .ci/run
