@@ -6,7 +6,7 @@ MANAGE := $(BIN)/python manage.py
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run install install-dev browser test test-fast lint format check migrations-check deploy-check load ci lock clean
+.PHONY: run install install-dev browser test test-fast lint format check migrations-check deploy-check load audit ci lock clean
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,9 @@ deploy-check: install-dev  ## `check --deploy` with production-like settings mus
 
 load: install-dev  ## the load test: 50 people at once against gunicorn, Celery, PostgreSQL and Redis (bench/load/)
 	$(BIN)/python -m bench.load $(LOAD_ARGS)
+
+audit: install-dev  ## known vulnerabilities in the locked requirements.txt (pip-audit), or a notice if it cannot check
+	$(BIN)/python scripts/audit_dependencies.py requirements.txt
 
 ci:  ## what CI runs, on PostgreSQL and Redis
 	bash .ci/run

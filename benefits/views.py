@@ -19,12 +19,14 @@ from django.views.decorators.http import require_POST
 from benefits import catalogue_cache, services
 from benefits.forms import CatalogueFilterForm, OfferForm, RedeemForm
 from benefits.models import Perk, Provider, Redemption
+from config.ratelimit import limit_user
 from membership.models import Organisation, Tier
 from membership.renewals import entitled_tier
 from membership.services import MembershipError
 from membership.views import CURRENT_ORGANISATION, organisation_view, portal_context
 
 PER_PAGE = 24
+REDEMPTIONS_LIMITED = "You have redeemed a lot of perks in a short time, so this one was not redeemed."
 
 
 def _can_preview(user) -> bool:
@@ -150,6 +152,8 @@ def redeem(request: HttpRequest, slug: str) -> HttpResponse:
     perk = _perk_or_404(request, slug)
     if not request.user.is_authenticated:
         return redirect_to_login(perk.get_absolute_url())
+    if refused := limit_user(request, "redeem_perk", REDEMPTIONS_LIMITED):
+        return refused
     form = RedeemForm(request.POST)
     organisations = _my_organisations(request)
     form.fields["organisation"].choices = [(o.slug, o.name) for o in organisations]

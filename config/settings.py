@@ -90,6 +90,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.security.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -278,9 +279,34 @@ ACCOUNT_SESSION_REMEMBER = None
 ACCOUNT_EMAIL_SUBJECT_PREFIX = f"[{WAGTAIL_SITE_NAME}] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = _site.scheme
 ACCOUNT_PREVENT_ENUMERATION = True
+# Rate limits, each "amount/period" (s, m, h or d; "5m" is five minutes), several separated by commas. allauth's
+# add who is counted: per client address (ip), per e-mail address (key) or per logged-in user. A refused request
+# is answered 429 and changes nothing. Behind a load balancer, set TRUSTED_PROXY_COUNT so that addresses are the
+# clients' own (from X-Forwarded-For) rather than the balancer's.
+ALLAUTH_TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
 ACCOUNT_RATE_LIMITS = {
+    # Every log-in attempt, per address: generous, since an office or an event's wi-fi shares one address.
+    "login": env("RATE_LIMIT_LOGIN", "60/m/ip"),
     # Per account: the sixth failed log-in within five minutes is refused.
-    "login_failed": "10/m/ip,5/5m/key",
+    "login_failed": env("RATE_LIMIT_LOGIN_FAILED", "10/m/ip,5/5m/key"),
+    "signup": env("RATE_LIMIT_SIGNUP", "10/m/ip,100/d/ip"),
+    # Asking for a reset e-mail, per address and per e-mail address asked for.
+    "reset_password": env("RATE_LIMIT_PASSWORD_RESET", "20/m/ip,5/m/key"),
+    # Setting the new password from the e-mail's link.
+    "reset_password_from_key": env("RATE_LIMIT_PASSWORD_RESET_FROM_KEY", "20/m/ip"),
+    # Asking for a log-in code by e-mail.
+    "request_login_code": env("RATE_LIMIT_LOGIN_CODE", "20/m/ip,3/m/key"),
+    # Sending a verification e-mail again to the same address.
+    "confirm_email": env("RATE_LIMIT_CONFIRM_EMAIL", "1/3m/key"),
+    "change_password": "5/m/user",
+    "manage_email": "10/m/user",
+    "reauthenticate": "10/m/user",
+}
+# The platform's own actions, per logged-in user (config.ratelimit).
+RATE_LIMITS = {
+    "redeem_perk": env("RATE_LIMIT_REDEMPTIONS", "10/m,100/d"),
+    # Sending and resending colleague invitations (each sends an e-mail to an address the admin typed).
+    "invite_colleague": env("RATE_LIMIT_INVITATIONS", "30/h,200/d"),
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = WAGTAIL_SITE_NAME
@@ -370,6 +396,31 @@ CONTENT_SECURITY_POLICY = {
 CONTENT_SECURITY_POLICY_REPORT_ONLY = {
     "DIRECTIVES": _csp_directives,
 }
+# What the admins enforce meanwhile (config.security): no framing but their own page previews, no plugins,
+# no foreign <base>, and forms post only here.
+BACK_OFFICE_CSP = {
+    "frame-ancestors": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+}
+# Browser features no page needs, so no page (nor anything embedded in one) may use them.
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "autoplay",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+    )
+)
 
 LOGGING = {
     "version": 1,

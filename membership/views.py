@@ -15,12 +15,15 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from config.ratelimit import limit_user
 from membership import services
 from membership.forms import InviteForm, JoinRequestForm, OrganisationForm
 from membership.models import Invitation, JoinRequest, Organisation, OrganisationMember
 from membership.services import MembershipError
 
 CURRENT_ORGANISATION = "current_organisation"
+# Each invitation sends an e-mail to an address the admin typed, so how many go out is limited (RATE_LIMITS).
+INVITATIONS_LIMITED = "You have sent a lot of invitations in a short time, so this one was not sent."
 
 
 def organisation_view(admin_only: bool = False):
@@ -228,6 +231,8 @@ def colleagues(request: HttpRequest, organisation: Organisation, membership: Org
 @organisation_view(admin_only=True)
 @require_POST
 def invite(request: HttpRequest, organisation: Organisation, membership: OrganisationMember) -> HttpResponse:
+    if refused := limit_user(request, "invite_colleague", INVITATIONS_LIMITED):
+        return refused
     form = InviteForm(request.POST)
     if not form.is_valid():
         return _colleagues_page(request, organisation, membership, form, status=400)
@@ -248,6 +253,8 @@ def invitation_action(
     request: HttpRequest, organisation: Organisation, membership: OrganisationMember, pk: int, action: str
 ) -> HttpResponse:
     invitation = get_object_or_404(Invitation, pk=pk, organisation=organisation)
+    if action == "resend" and (refused := limit_user(request, "invite_colleague", INVITATIONS_LIMITED)):
+        return refused
     try:
         if action == "resend":
             services.resend_invitation(invitation, request.user)

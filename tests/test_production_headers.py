@@ -189,8 +189,68 @@ def test_plain_http_is_redirected_permanently_to_https(production_server):
     assert response.getheader("Location") == f"https://{HOST}/"
 
 
-def test_the_admin_gets_a_report_only_policy_not_an_enforced_one(production_server):
+def test_the_admin_enforces_its_own_policy_and_reports_the_strict_one(production_server):
     response = production_server.request("GET", "/admin/login/")
     assert response.status == 302  # handed over to allauth's login
     assert "default-src 'self'" in response.getheader("Content-Security-Policy-Report-Only", "")
-    assert response.getheader("Content-Security-Policy") is None
+    enforced = response.getheader("Content-Security-Policy")
+    # The admins' own inline scripts keep the strict policy report-only there; the rest is enforced.
+    assert "default-src" not in enforced
+    for directive in ("frame-ancestors 'self'", "object-src 'none'", "base-uri 'self'", "form-action 'self'"):
+        assert directive in enforced
+
+
+def _assert_production_headers(response, where: str) -> None:
+    hsts = response.getheader("Strict-Transport-Security", "")
+    max_age = re.search(r"max-age=(\d+)", hsts)
+    assert max_age and int(max_age.group(1)) >= 31_536_000, where
+    assert response.getheader("Content-Security-Policy"), where
+    assert "frame-ancestors" in response.getheader("Content-Security-Policy"), where
+    assert response.getheader("X-Frame-Options") in ("DENY", "SAMEORIGIN"), where
+    assert response.getheader("X-Content-Type-Options") == "nosniff", where
+    assert response.getheader("Referrer-Policy") == "strict-origin-when-cross-origin", where
+    assert response.getheader("Cross-Origin-Opener-Policy") == "same-origin", where
+    assert "camera=()" in response.getheader("Permissions-Policy", ""), where
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/", 200),
+        ("GET", "/perks/", 200),
+        ("GET", "/healthz", 200),
+        ("GET", "/robots.txt", 200),
+        ("GET", "/static/css/site.css", 200),
+        ("GET", "/no-such-page/", 404),
+        ("GET", "/admin/", 302),
+        ("GET", "/django-admin/", 302),
+        ("POST", "/accounts/login/", 403),  # no CSRF token
+        ("POST", "/billing/stripe/webhook/", 400),  # no signature
+    ],
+)
+def test_every_kind_of_response_carries_the_security_headers(production_server, method, path, status):
+    response = production_server.request(method, path, body=b"" if method == "POST" else None)
+    assert response.status == status, response.text[:500]
+    _assert_production_headers(response, f"{method} {path}")
+
+
+def test_the_member_portal_and_its_json_download_carry_the_security_headers(production_server):
+    page = production_server.request("GET", "/accounts/login/")
+    csrf_cookie = _cookie(page, "csrftoken").value
+    csrf_token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    login = production_server.request(
+        "POST",
+        "/accounts/login/",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": f"csrftoken={csrf_cookie}",
+            "Referer": f"https://{HOST}/accounts/login/",
+        },
+        body=urlencode({"csrfmiddlewaretoken": csrf_token, "login": EMAIL, "password": PASSWORD}),
+    )
+    cookies = {"Cookie": f"csrftoken={csrf_cookie}; sessionid={_cookie(login, 'sessionid').value}"}
+    for path, content_type in (("/my/account/", "text/html"), ("/my/account/export/", "application/json")):
+        response = production_server.request("GET", path, headers=cookies)
+        assert response.status == 200, path
+        assert response.getheader("Content-Type").startswith(content_type)
+        _assert_production_headers(response, path)
