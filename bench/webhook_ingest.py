@@ -114,6 +114,7 @@ def seed_database(count: int) -> None:
 
     from django.utils import timezone
 
+    from membership.engagement import recompute_scores
     from membership.models import Organisation, OrganisationType, SizeBand, Subscription, Tier
 
     if Subscription.objects.filter(stripe_subscription_id=_ids(0)["subscription"]).exists():
@@ -142,6 +143,9 @@ def seed_database(count: int) -> None:
         )
         for index, organisation in enumerate(organisations)
     )
+    # Every organisation has its engagement score row, as the nightly recomputation leaves it in production; a
+    # paid invoice then adds to that row rather than summing the organisation's whole history to create it.
+    recompute_scores()
 
 
 # The deliveries -----------------------------------------------------------------------------------------------------
