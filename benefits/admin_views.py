@@ -16,6 +16,7 @@ from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 
 from benefits import services
 from benefits.models import Perk, Provider, Redemption
+from config import uploads
 from membership.services import MembershipError
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -33,6 +34,9 @@ class CodeUploadForm(forms.Form):
         upload = self.cleaned_data["file"]
         if upload.size > MAX_UPLOAD_BYTES:
             raise forms.ValidationError("The file is larger than 5 MB; split it into smaller files.")
+        if uploads.extension_of(upload) not in ("csv", "txt"):
+            raise forms.ValidationError("Choose a .csv file, one code per row.")
+        uploads.check_text(upload, label="The file")
         return upload
 
 

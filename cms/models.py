@@ -3,6 +3,8 @@ directory. Every page with a body builds it from ``cms.blocks.BaseStreamBlock``;
 standard pages may be restricted to members (``MembersOnlyMixin``).
 """
 
+import re
+
 from django import forms
 from django.contrib.contenttypes.models import ContentType
 from django.core.paginator import Page as PaginatorPage
@@ -41,6 +43,12 @@ def with_card_images(pages: QuerySet) -> QuerySet:
     return pages.select_related("listing_image").prefetch_related(
         Prefetch("listing_image__renditions", queryset=renditions)
     )
+
+
+def _slug_from(request: HttpRequest, name: str) -> str:
+    """A slug from the query string, or "" if it is not one (a NUL, for one, would make PostgreSQL fail)."""
+    value = request.GET.get(name, "").strip()[:100]
+    return value if re.fullmatch(r"[-\w]+", value) else ""
 
 
 def paginate(request: HttpRequest, items, per_page: int) -> PaginatorPage:
@@ -274,8 +282,8 @@ class NewsIndexPage(QuickPrivacyCheck, Page):
     def get_context(self, request, *args, **kwargs):
         context = super().get_context(request, *args, **kwargs)
         news = self.news().select_related("category")
-        category = NewsCategory.objects.filter(slug=request.GET.get("category", "")).first()
-        tag = request.GET.get("tag", "").strip()[:100]
+        category = NewsCategory.objects.filter(slug=_slug_from(request, "category")).first()
+        tag = _slug_from(request, "tag")
         if category:
             news = news.filter(category=category)
         if tag:

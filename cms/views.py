@@ -28,13 +28,19 @@ def robots_txt(request: HttpRequest) -> HttpResponse:
 SEARCH_PER_PAGE = 10
 
 
+def _printable(text: str) -> str:
+    """What someone typed, without control characters: PostgreSQL refuses a NUL in any query, and no search
+    needs one."""
+    return "".join(char for char in text if char.isprintable() or char.isspace()).strip()
+
+
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
     """Search the published public pages: news, success stories, board updates, standard pages, events.
 
     Members-only pages are found by their title and introduction only: their bodies are never indexed.
     """
-    query = request.GET.get("q", "").strip()[:200]
+    query = _printable(request.GET.get("q", ""))[:200]
     results = None
     if query:
         pages = Page.objects.live().public().specific().search(query, operator="and")

@@ -327,6 +327,9 @@ WAGTAILIMAGES_MAX_UPLOAD_SIZE = 5 * 1024 * 1024
 WAGTAILIMAGES_MAX_IMAGE_PIXELS = 40_000_000
 WAGTAILEMBEDS_RESPONSIVE_HTML = True
 WAGTAILDOCS_EXTENSIONS = ["csv", "docx", "key", "odt", "pdf", "pptx", "rtf", "txt", "xlsx", "zip"]
+WAGTAILDOCS_MAX_UPLOAD_SIZE = 20 * 1024 * 1024
+# Documents are checked by content as well as by name (config.uploads): no web page saved as .pdf or .csv.
+WAGTAILDOCS_DOCUMENT_FORM_BASE = "cms.forms.DocumentForm"
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = "Europe/London"

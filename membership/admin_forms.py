@@ -7,6 +7,7 @@ from django.utils.text import slugify
 from wagtail.admin.forms import WagtailAdminModelForm
 
 from accounts.models import User
+from config import uploads
 from membership.models import ActivityKind, EngagementSettings, FollowUp, Note, PublicField
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -138,9 +139,12 @@ class MemberImportForm(forms.Form):
     )
 
     def clean_file(self):
+        """A CSV that is text, or an .xlsx that is an Excel workbook: a file named one but holding anything else
+        (a web page, another kind of document) is refused here, before anything is stored."""
         upload = self.cleaned_data["file"]
         if not upload.name.lower().endswith((".csv", ".xlsx")):
             raise forms.ValidationError("Choose a .csv or .xlsx file.")
         if upload.size > self.MAX_BYTES:
             raise forms.ValidationError("The file is larger than 50 MB: split it into smaller files.")
+        uploads.check_spreadsheet(upload, max_bytes=self.MAX_BYTES)
         return upload

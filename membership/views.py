@@ -302,12 +302,16 @@ def change_role(
     return redirect("membership:colleagues", organisation.slug)
 
 
+def _id(value: str) -> int:
+    """A row id from a form, or 0 (matching nothing): "²" passes ``isdigit`` but is no number for ``int``."""
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else 0
+
+
 @organisation_view(admin_only=True)
 @require_POST
 def hand_over(request: HttpRequest, organisation: Organisation, membership: OrganisationMember) -> HttpResponse:
-    to = request.POST.get("to", "")
     colleague = get_object_or_404(
-        OrganisationMember.objects.active(), pk=int(to) if to.isdigit() else 0, organisation=organisation
+        OrganisationMember.objects.active(), pk=_id(request.POST.get("to", "")), organisation=organisation
     )
     try:
         services.hand_over_admin(organisation, request.user, colleague)
