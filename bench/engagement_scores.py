@@ -2,7 +2,7 @@
 
 Figures, measured side by side in one run, round by round:
 - the nightly full recomputation (``recompute_scores``: lock, one grouped sum of every row with its weight and
-  decay, and an upsert of every organisation's score) against a bare ``GROUP BY organisation_id`` counting the same
+  decay, and an upsert of the scores that changed) against a bare ``GROUP BY organisation_id`` counting the same
   rows: at most 2;
 - the incremental update for 1% new rows (50,000 occasions arriving in a batch, ``add_to_scores``) against the full
   recomputation: at most 0.1;

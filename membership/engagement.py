@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Count, F, FloatField, Func, Max, Q, QuerySet, Sum, Value, When
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from membership.models import (
@@ -146,9 +147,15 @@ class Scoring:
         )
 
     def weight_case(self, kind_field: str = "kind") -> Case:
+        # Each weight cast to a float in the SQL: a bare 1.0 is a NUMERIC literal on PostgreSQL, and the sum would
+        # then convert every row's weight from NUMERIC to a float, which costs as much as the rest of the row.
         return Case(
-            *[When(**{kind_field: kind}, then=Value(weight)) for kind, weight in self.weights.items() if weight > 0],
-            default=Value(0.0),
+            *[
+                When(**{kind_field: kind}, then=Cast(Value(weight), FloatField()))
+                for kind, weight in self.weights.items()
+                if weight > 0
+            ],
+            default=Cast(Value(0.0), FloatField()),
             output_field=FloatField(),
         )
 
@@ -168,7 +175,7 @@ class _Decay(Func):
     def as_postgresql(self, compiler, connection, **extra):
         column, params = compiler.compile(self.source_expressions[0])
         # date_part (not EXTRACT, which answers in slow numeric) gives seconds as a double.
-        sql = f"POWER(2.0::float8, (date_part('epoch', {column}) - %s) / %s)"
+        sql = f"POWER(2.0::float8, (date_part('epoch', {column}) - %s::float8) / %s::float8)"
         return sql, [*params, self.moment.timestamp(), self.half_life * SECONDS_A_DAY]
 
     def as_sqlite(self, compiler, connection, **extra):
@@ -180,15 +187,19 @@ class _Decay(Func):
         raise NotImplementedError(f"Engagement scores are summed on PostgreSQL or SQLite, not {connection.vendor}")
 
 
-def _decayed_sums(events: QuerySet[ActivityEvent], scoring: Scoring, moment: datetime) -> dict[int, tuple]:
-    """For each organisation: (its score at ``moment``, its latest activity), in one grouped query."""
-    rows = (
+def _decayed_sums_query(events: QuerySet[ActivityEvent], scoring: Scoring, moment: datetime) -> QuerySet:
+    """Rows of (organisation id, its score at ``moment``, its latest activity): one grouped query."""
+    return (
         events.order_by()
         .values("organisation_id")
         .annotate(total=Sum(scoring.weight_case() * _Decay(moment, scoring.half_life)), last=Max("occurred_at"))
         .values_list("organisation_id", "total", "last")
     )
-    return {org_id: (total or 0.0, last) for org_id, total, last in rows}
+
+
+def _decayed_sums(events: QuerySet[ActivityEvent], scoring: Scoring, moment: datetime) -> dict[int, tuple]:
+    """For each organisation: (its score at ``moment``, its latest activity)."""
+    return {org_id: (total or 0.0, last) for org_id, total, last in _decayed_sums_query(events, scoring, moment)}
 
 
 def _lock_scores() -> None:
@@ -208,7 +219,8 @@ def recompute_scores(now: datetime | None = None) -> int:
     """Sum every organisation's activity again and store its level; returns how many organisations were scored.
 
     The nightly job. Gives the same levels as the incremental updates made since the last run. One grouped query
-    reads the ledger; on PostgreSQL one more statement stores every organisation's level.
+    reads the ledger (PostgreSQL sums it in parallel, which it would not do inside an INSERT); on PostgreSQL one
+    more statement stores every organisation's level.
     """
     now = now or timezone.now()
     scoring = Scoring.load()
@@ -240,19 +252,28 @@ _STORE_LEVELS = """
         AS summed (organisation_id, level, last_activity_at) ON summed.organisation_id = organisation.id
     ON CONFLICT (organisation_id) DO UPDATE SET
         level = EXCLUDED.level, last_activity_at = EXCLUDED.last_activity_at, recomputed_at = EXCLUDED.recomputed_at
+    -- Only rows the incremental updates left different: in the steady state, next to none are written.
+    WHERE ({scores}.level IS NULL) <> (EXCLUDED.level IS NULL)
+       OR abs({scores}.level - EXCLUDED.level) > {tolerance}
+       OR {scores}.last_activity_at IS DISTINCT FROM EXCLUDED.last_activity_at
 """
+# Levels the incremental updates and the full sum give differ by rounding alone (a relative 1e-12 of the score);
+# a level that differs by less than this is left as it is.
+LEVEL_TOLERANCE = 1e-9
 
 
 def _store_levels_postgresql(levels: dict[int, tuple], now: datetime) -> int:
-    """Every organisation's level in one statement; those without activity get none."""
+    """Every organisation's level in one statement; those without activity get none. Returns how many
+    organisations were scored (every one), though only those whose level changed are written."""
     sql = _STORE_LEVELS.format(
         scores=connection.ops.quote_name(EngagementScore._meta.db_table),
         organisations=connection.ops.quote_name(Organisation._meta.db_table),
+        tolerance=repr(LEVEL_TOLERANCE),
     )
     ids = list(levels)
     with connection.cursor() as cursor:
         cursor.execute(sql, [now, ids, [levels[i][0] for i in ids], [levels[i][1] for i in ids]])
-        return cursor.rowcount
+    return Organisation.objects.count()
 
 
 def add_to_scores(events: Iterable[ActivityEvent], scoring: Scoring | None = None) -> None:
@@ -307,12 +328,20 @@ _ADD_TERMS = """
             ELSE GREATEST(score.level, added.term)
                  + ln(1 + power(2::double precision, -abs(score.level - added.term))) / ln(2::double precision)
         END,
-        last_activity_at = GREATEST(score.last_activity_at, added.last_activity_at)
-    FROM unnest(%s::bigint[], %s::double precision[], %s::timestamptz[])
-        AS added (organisation_id, term, last_activity_at)
+        last_activity_at = GREATEST(
+            score.last_activity_at, 'epoch'::timestamptz + added.last_microseconds * interval '1 microsecond'
+        )
+    FROM unnest(%s::bigint[], %s::double precision[], %s::bigint[])
+        AS added (organisation_id, term, last_microseconds)
     WHERE score.organisation_id = added.organisation_id
     RETURNING score.organisation_id
 """
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _microseconds(moment: datetime) -> int:
+    """Microseconds since 1970, exactly: cheaper to send in bulk than timestamps, and a float would round them."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _add_terms_postgresql(terms: dict[int, float], latest: dict[int, datetime]) -> set[int]:
@@ -321,7 +350,10 @@ def _add_terms_postgresql(terms: dict[int, float], latest: dict[int, datetime]) 
     with connection.cursor() as cursor:
         if len(ids) > 1:  # many rows: take their locks in id order first, so two batches cannot deadlock
             cursor.execute(_LOCK_ROWS.format(scores=scores), [ids])
-        cursor.execute(_ADD_TERMS.format(scores=scores), [ids, [terms.get(i) for i in ids], [latest[i] for i in ids]])
+        cursor.execute(
+            _ADD_TERMS.format(scores=scores),
+            [ids, [terms.get(i) for i in ids], [_microseconds(latest[i]) for i in ids]],
+        )
         return {row[0] for row in cursor.fetchall()}
 
 
