@@ -844,7 +844,9 @@ class EngagementScore(models.Model):
     )
     level = models.FloatField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
-    recomputed_at = models.DateTimeField(null=True, blank=True, help_text="When the nightly job last summed it.")
+    recomputed_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a full recomputation last stored it (it writes only scores that differ)."
+    )
 
     # No index on level: a row per organisation is read whole in a moment, and without one every update (each
     # occasion recorded, every score each night) can stay on its page.

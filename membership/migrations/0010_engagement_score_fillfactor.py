@@ -2,7 +2,7 @@
 organisation's score row, and with free space on the page PostgreSQL updates it in place (a "HOT" update),
 without touching the index. PostgreSQL only; other databases have no such setting."""
 
-from django.db import migrations
+from django.db import migrations, models
 
 
 def set_fillfactor(apps, schema_editor):
@@ -18,4 +18,15 @@ def reset_fillfactor(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [("membership", "0009_engagement")]
 
-    operations = [migrations.RunPython(set_fillfactor, reset_fillfactor)]
+    operations = [
+        migrations.RunPython(set_fillfactor, reset_fillfactor),
+        migrations.AlterField(
+            model_name="engagementscore",
+            name="recomputed_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When a full recomputation last stored it (it writes only scores that differ).",
+                null=True,
+            ),
+        ),
+    ]
