@@ -52,9 +52,9 @@ if settings.SERVE_MEDIA:
         re_path(r"^media/(?!documents/)(?P<path>.*)$", serve_media),
     ]
 
+# Wagtail's front-end views, last: its page view is replaced by one that finds the site from the cache
+# (cms.views.serve_page), at the same pattern and under the same name.
 urlpatterns += [
-    # Pages are served by Wagtail's view with the site found from the cache (cms.views.serve_page); the pattern
-    # is Wagtail's own, which stays below for its other views and for reversing page addresses.
-    re_path(wagtail_urls.serve_pattern, serve_page),
-    path("", include(wagtail_urls)),
+    *[pattern for pattern in wagtail_urls.urlpatterns if pattern.name != "wagtail_serve"],
+    re_path(wagtail_urls.serve_pattern, serve_page, name="wagtail_serve"),
 ]

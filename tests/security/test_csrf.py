@@ -188,11 +188,11 @@ def _resolves_to_itself(url: str, route: Route) -> bool:
 
 @pytest.fixture
 def addresses(world) -> list[tuple[Route, str]]:
-    """Every route's concrete address, plus the live pages that Wagtail's catch-all serves."""
+    """Every route's concrete address, plus the live pages that the catch-all page view serves."""
     found = []
     for route in _routes():
         found.append((route, concrete_url(route, world)))
-    catch_all = next(route for route, url in found if route.view_name == "wagtail.views.serve")
+    catch_all = next(route for route, url in found if route.view_name == "cms.views.serve_page")
     for page in Page.objects.live().exclude(depth=1).specific():
         found.append((catch_all, page.get_url()))
     return found
