@@ -24,6 +24,13 @@ pytestmark = pytest.mark.django_db
 MB = 1024 * 1024
 
 
+@pytest.fixture(autouse=True)
+def _own_media_folder(settings, tmp_path):
+    """Each test starts with an empty media folder (others in the run leave demo images in the shared one), so
+    "no file under it" means this test's upload wrote nothing."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+
+
 def _files_under(settings, folder: str) -> list:
     root = settings.MEDIA_ROOT / folder
     return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
