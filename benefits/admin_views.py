@@ -17,6 +17,7 @@ from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from benefits import services
 from benefits.models import Perk, Provider, Redemption
 from config import uploads
+from config.text import printable
 from membership.services import MembershipError
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -92,7 +93,7 @@ class ReviewOfferView(WagtailAdminTemplateMixin, TemplateView):
     def get_context_data(self, **kwargs) -> dict:
         return super().get_context_data(
             perk=self.perk,
-            reason=self.request.POST.get("reason", ""),
+            reason=printable(self.request.POST.get("reason", "")),
             eligible_tiers=list(self.perk.eligible_tiers.all()),
             **kwargs,
         )
@@ -103,7 +104,7 @@ class ReviewOfferView(WagtailAdminTemplateMixin, TemplateView):
                 services.approve_offer(self.perk, request.user)
                 messages.success(request, f"“{self.perk}” is published and its organisation has been told.")
             else:
-                services.reject_offer(self.perk, request.user, request.POST.get("reason", ""))
+                services.reject_offer(self.perk, request.user, printable(request.POST.get("reason", "")))
                 messages.success(request, f"“{self.perk}” is rejected and its organisation has been told why.")
         except MembershipError as error:
             messages.error(request, str(error))

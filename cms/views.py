@@ -8,6 +8,7 @@ from wagtail.models import Page
 
 from cms.cache import find_site
 from cms.models import paginate
+from config.text import printable
 
 
 @require_GET
@@ -28,19 +29,13 @@ def robots_txt(request: HttpRequest) -> HttpResponse:
 SEARCH_PER_PAGE = 10
 
 
-def _printable(text: str) -> str:
-    """What someone typed, without control characters: PostgreSQL refuses a NUL in any query, and no search
-    needs one."""
-    return "".join(char for char in text if char.isprintable() or char.isspace()).strip()
-
-
 @require_GET
 def search(request: HttpRequest) -> HttpResponse:
     """Search the published public pages: news, success stories, board updates, standard pages, events.
 
     Members-only pages are found by their title and introduction only: their bodies are never indexed.
     """
-    query = _printable(request.GET.get("q", ""))[:200]
+    query = printable(request.GET.get("q", ""))[:200]
     results = None
     if query:
         pages = Page.objects.live().public().specific().search(query, operator="and")

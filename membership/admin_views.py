@@ -21,6 +21,7 @@ from wagtail.admin.utils import get_valid_next_url_from_request
 from wagtail.admin.views.generic import CreateView, DeleteView, EditView, IndexView, WagtailAdminTemplateMixin
 from wagtail.admin.widgets.button import HeaderButton
 
+from config.text import printable
 from membership import services
 from membership.admin_forms import FollowUpForm, NoteForm
 from membership.models import FollowUp, Invoice, Organisation, OrganisationMember, Specialism, Subscription
@@ -337,14 +338,16 @@ class MarkInvoicePaidView(WagtailAdminTemplateMixin, TemplateView):
 
     def get_context_data(self, **kwargs) -> dict:
         return super().get_context_data(
-            **kwargs, invoice=self.invoice, reference=self.request.POST.get("reference", "")
+            **kwargs, invoice=self.invoice, reference=printable(self.request.POST.get("reference", ""))
         )
 
     def post(self, request: HttpRequest, pk: int) -> HttpResponse:
         from membership import billing
 
         try:
-            billing.mark_invoice_paid_out_of_band(self.invoice, request.user, request.POST.get("reference", ""))
+            billing.mark_invoice_paid_out_of_band(
+                self.invoice, request.user, printable(request.POST.get("reference", ""))
+            )
         except services.MembershipError as error:
             messages.error(request, str(error))
             return self.render_to_response(self.get_context_data(), status=400)

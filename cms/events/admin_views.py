@@ -23,6 +23,7 @@ from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from cms.events import services
 from cms.events.models import EventPage, EventRegistration
 from cms.events.tickets import reference_from_code
+from config.text import printable
 
 VIEW = "cms.view_eventregistration"
 CHECK_IN = "cms.change_eventregistration"
@@ -107,7 +108,7 @@ class RegistrationsView(_EventAdminView):
 
     def get_context_data(self, **kwargs) -> dict:
         status = self.request.GET.get("status", "")
-        query = self.request.GET.get("q", "").strip()
+        query = printable(self.request.GET.get("q", ""))
         registrations = self.event.registrations.select_related("organisation").order_by("status", "created_at")
         if status in Status.values:
             registrations = registrations.filter(status=status)
@@ -140,7 +141,7 @@ class CheckInView(_EventAdminView):
         return self.event.title
 
     def get_context_data(self, code: str = "", **kwargs) -> dict:
-        query = self.request.GET.get("q", "").strip()
+        query = printable(self.request.GET.get("q", ""))
         confirmed = self.event.registrations.filter(status=Status.CONFIRMED).select_related("organisation")
         results = _matching(confirmed, query).order_by("name", "pk")
         checked_in = confirmed.filter(attended_at__isnull=False).count()
@@ -164,7 +165,7 @@ class CheckInView(_EventAdminView):
         )
         self._check_in(request, registration)
         back = reverse("cms_events:check_in", args=[self.event.pk])
-        query = request.POST.get("q", "")
+        query = printable(request.POST.get("q", ""))
         return redirect(f"{back}?{urlencode({'q': query})}" if query else back)
 
     def _check_in_code(self, request: HttpRequest, code: str) -> HttpResponse:

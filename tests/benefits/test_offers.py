@@ -102,6 +102,18 @@ def test_staff_approve_it_and_the_organisation_is_told(
     assert AuditEntry.objects.filter(action="benefits.offer.approved", actor=approver).exists()
 
 
+def test_a_rejection_reason_is_stored_without_control_characters(client, offering_admin, approver):
+    submit(client, offering_admin)
+    perk = Perk.objects.get()
+    client.force_login(approver)
+    response = client.post(
+        reverse("benefits_perks:review", args=[perk.pk]), {"decision": "reject", "reason": "Add\x00 the price."}
+    )
+    assert response.status_code == 302
+    perk.refresh_from_db()
+    assert (perk.status, perk.rejection_reason) == (Perk.Status.REJECTED, "Add the price.")
+
+
 def test_staff_reject_it_with_a_reason_the_organisation_reads(
     client, offering_admin, approver, mailoutbox, django_capture_on_commit_callbacks
 ):

@@ -102,6 +102,16 @@ def test_staff_search_by_name_email_or_organisation_and_check_in_from_the_list(c
     assert EventRegistration.objects.get(pk=attendee.pk).attended_at is not None
 
 
+def test_a_search_with_control_characters_is_read_without_them(client, door_staff, event, attendee):
+    """PostgreSQL refuses a NUL in a query: the door's search drops control characters instead of failing."""
+    client.force_login(door_staff)
+    html = client.get(check_in_url(event), {"q": "riv\x00ers"}).content.decode()
+    assert "Sam Rivers" in html
+    assert client.get(f"/admin/event-registrations/{event.pk}/", {"q": "\x00"}).status_code == 200
+    response = client.post(check_in_url(event), {"registration": attendee.pk, "q": "riv\x00ers"})
+    assert response["Location"] == f"{check_in_url(event)}?q=rivers"
+
+
 def test_only_confirmed_places_of_this_event_can_be_checked_in(client, door_staff, event, attendee):
     other_event = make_event("Elsewhere")
     elsewhere = services.register_for_event(other_event, make_user("y@example.org"), organisation=None, name="Y")

@@ -4,6 +4,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from membership import billing
@@ -294,6 +295,14 @@ def test_finance_marking_an_invoice_paid_by_bank_transfer_activates_the_membersh
     assert response.status_code == 200
     assert AuditEntry.objects.count() == entries
     assert len(fake_stripe.calls("POST", "/v1/invoices")) == 1
+
+
+def test_a_bank_reference_typed_with_control_characters_is_recorded_without_them(client, fake_stripe, invoiced):
+    client.force_login(factories.make_staff("finance@netech.example", superuser=True))
+    response = client.post(reverse("crm_invoices:mark_paid", args=[invoiced.pk]), {"reference": "BACS\x00 77"})
+    assert response.status_code == 302
+    paid = AuditEntry.objects.get(action="billing.invoice.paid_out_of_band")
+    assert paid.changes["reference"] == [None, "BACS 77"]
 
 
 def test_only_staff_can_mark_an_invoice_paid(fake_stripe, invoiced, council):
