@@ -4,13 +4,15 @@
     .venv/bin/python -m bench.run perks        # some of them, by module name
 
 Each benchmark module has a ``run()`` returning its figures, every one a ratio measured side by side in one
-run (see harness.py). The combined table is also written to ``bench/results/all.json``. The command exits
-non-zero when a target does not hold, or when a benchmark fails to run.
+run (see harness.py); each runs in a process of its own. The combined table is also written to
+``bench/results/all.json``. The command exits non-zero when a target does not hold, or when a benchmark fails
+to run.
 """
 
 import importlib
 import json
 import pkgutil
+import subprocess
 import sys
 import traceback
 from dataclasses import asdict
@@ -37,12 +39,11 @@ def main(names: list[str]) -> int:
     failed: list[str] = []
     for name in chosen:
         print(f"running bench.{name} ...", flush=True)
-        try:
-            module = importlib.import_module(f"bench.{name}")
-            rows += [(name, figure) for figure in module.run()]
-        except Exception:  # one broken benchmark must not hide the others' figures
-            traceback.print_exc()
+        figures = _run_apart(name)
+        if figures is None:  # one broken benchmark must not hide the others' figures
             failed.append(name)
+        else:
+            rows += [(name, figure) for figure in figures]
     _print(rows, failed)
     results = HERE / "results"
     results.mkdir(exist_ok=True)
@@ -53,6 +54,34 @@ def main(names: list[str]) -> int:
         )
     )
     return 0 if rows and not failed and all(figure.holds for _, figure in rows) else 1
+
+
+_MARK = "bench.run figures: "
+
+
+def _run_apart(name: str) -> list[Figure] | None:
+    """Run one benchmark in a process of its own (a benchmark that calls the code directly sets Django up on its
+    own database, once per process); its output passes through, and its figures come back as JSON."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.run", "--one", name], cwd=HERE.parent, stdout=subprocess.PIPE, text=True
+    )
+    figures = None
+    for line in process.stdout:
+        if line.startswith(_MARK):
+            figures = [Figure(**figure) for figure in json.loads(line[len(_MARK) :])]
+        else:
+            print(line, end="", flush=True)
+    return figures if process.wait() == 0 else None
+
+
+def _run_one(name: str) -> int:
+    try:
+        figures = importlib.import_module(f"bench.{name}").run()
+    except Exception:
+        traceback.print_exc()
+        return 1
+    print(_MARK + json.dumps([asdict(figure) for figure in figures]), flush=True)
+    return 0
 
 
 def _print(rows: list[tuple[str, Figure]], failed: list[str]) -> None:
@@ -67,4 +96,6 @@ def _print(rows: list[tuple[str, Figure]], failed: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--one"]:
+        sys.exit(_run_one(sys.argv[2]))
     sys.exit(main(sys.argv[1:]))
