@@ -8,6 +8,7 @@ from wagtail.admin.forms import WagtailAdminModelForm
 
 from accounts.models import User
 from config import uploads
+from membership.engagement import SETTINGS_FIELDS
 from membership.models import ActivityKind, EngagementSettings, FollowUp, Note, PublicField
 
 DATE_INPUT = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -83,16 +84,8 @@ class EngagementSettingsForm(forms.ModelForm):
 
     class Meta:
         model = EngagementSettings
-        fields = [
-            "half_life_days",
-            "thriving_from",
-            "steady_from",
-            "at_risk_from",
-            "renewal_window_days",
-            "falling_percent",
-            "quiet_days",
-            "digest_recipients",
-        ]
+        # The weights are edited through the fields of points above.
+        fields = [name for name in SETTINGS_FIELDS if name != "weights"]
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

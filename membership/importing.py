@@ -60,7 +60,7 @@ from membership.models import (
     Tier,
     TierPrice,
 )
-from membership.resources import MemberImportResource, domain_of
+from membership.resources import IMPORT_COLUMNS, MemberImportResource, domain_of
 from membership.services import MembershipError, record_audits
 
 BATCH = 2000
@@ -69,19 +69,8 @@ Role = OrganisationMember.Role
 Status = Subscription.Status
 LIVE = {Status.PENDING, Status.ACTIVE, Status.PAST_DUE, Status.GRACE}
 ENDED = {Status.LAPSED, Status.CANCELLED}
-# The organisation's columns, in the order a group keeps their values.
-ORG_FIELDS = (
-    "organisation_name",
-    "company_number",
-    "website",
-    "organisation_type",
-    "size_band",
-    "town",
-    "postcode",
-    "tier",
-    "subscription_status",
-    "renewal_date",
-)
+# The organisation's columns (the file's columns before the contact's), in the order a group keeps their values.
+ORG_FIELDS = tuple(IMPORT_COLUMNS[: IMPORT_COLUMNS.index("contact_email")])
 NAME, NUMBER, WEBSITE, TYPE, SIZE, TOWN, POSTCODE, TIER, STATUS, RENEWAL = range(len(ORG_FIELDS))
 # What changes on an existing organisation, and the model field each column fills.
 ORG_MODEL_FIELDS = {
