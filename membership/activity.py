@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import User
+from config.db import insert_once
 
 from .engagement import add_to_scores
 from .models import ActivityEvent, ActivityKind, Organisation, OrganisationMember
 
 
 def record_activity(
-    organisation: Organisation,
+    organisation: Organisation | int,
     kind: str,
     *,
     key: str,
@@ -26,30 +27,27 @@ def record_activity(
     detail: str = "",
     occurred_at: datetime | None = None,
 ) -> tuple[ActivityEvent, bool]:
-    """Record one occasion of activity for the organisation; returns ``(event, created)``.
+    """Record one occasion of activity for the organisation (or the organisation with that id); returns
+    ``(event, created)``.
 
-    ``key`` identifies the occasion within its kind; recording the same key again changes nothing. The
-    organisation's engagement score takes the occasion in at once (``membership.engagement.add_to_scores``).
+    ``key`` identifies the occasion within its kind; recording the same key again changes nothing, however many
+    times and however concurrently. The organisation's engagement score takes the occasion in at once
+    (``membership.engagement.add_to_scores``), in the same transaction.
     """
     if kind not in ActivityKind.values:
         raise ValueError(f"Unknown activity kind: {kind}")
-    full_key = f"{kind}:{key}"[:200]
-    existing = ActivityEvent.objects.filter(key=full_key).first()
-    if existing:
-        return existing, False
-    with transaction.atomic():  # the ledger and the score change together, or neither does
-        try:
-            with transaction.atomic():
-                event = ActivityEvent.objects.create(
-                    organisation=organisation,
-                    person=person if person and person.is_authenticated else None,
-                    kind=kind,
-                    key=full_key,
-                    detail=detail[:200],
-                    occurred_at=occurred_at or timezone.now(),
-                )
-        except IntegrityError:
-            return ActivityEvent.objects.get(key=full_key), False
+    event = ActivityEvent(
+        organisation_id=organisation if isinstance(organisation, int) else organisation.pk,
+        person=person if person and person.is_authenticated else None,
+        kind=kind,
+        key=f"{kind}:{key}"[:200],
+        detail=detail[:200],
+        occurred_at=occurred_at or timezone.now(),
+    )
+    # The ledger and the score change together, or neither does; inside a caller's transaction, with it.
+    with transaction.atomic(savepoint=False):
+        if not insert_once(event, "key"):
+            return ActivityEvent.objects.get(key=event.key), False
         add_to_scores([event])
     return event, True
 

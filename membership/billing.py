@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import stripe
 from django.conf import settings
@@ -36,6 +37,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from config.celery import queue_on_commit
+from config.db import insert_once
 from membership import stripe_api
 from membership.activity import record_activity
 from membership.models import ActivityKind, Invoice, Organisation, StripeEvent, Subscription, Tier, TierPrice
@@ -619,35 +621,12 @@ def receive_stripe_webhook(payload: bytes, signature: str | None) -> StripeEvent
         processed_at=timezone.now() if event["type"] in _HANDLERS else None,
     )
     with transaction.atomic():
-        if not _record_once(record):
+        # One statement records the event or finds it recorded: a repeat delivery, however concurrent, waits for
+        # the first one's transaction and then inserts nothing.
+        if not insert_once(record, "event_id"):
             return None
         process_stripe_event(event)
         return record
-
-
-_LEDGER_FIELDS = ["event_id", "type", "livemode", "payload", "received_at", "processed_at"]
-
-
-def _record_once(record: StripeEvent) -> bool:
-    """Insert the ledger row unless its event id is there already, in one statement (``INSERT ... ON CONFLICT DO
-    NOTHING``, PostgreSQL and SQLite alike); True if this delivery inserted it. An identical delivery inserting at
-    the same moment makes this one wait for its transaction, then insert nothing."""
-    fields = [StripeEvent._meta.get_field(name) for name in _LEDGER_FIELDS]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(field.column) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    # Only the model's own table and column names are put in the text; every value is a parameter.
-    sql = (
-        f"INSERT INTO {quote(StripeEvent._meta.db_table)} ({columns}) VALUES ({placeholders}) "  # noqa: S608
-        f"ON CONFLICT ({quote('event_id')}) DO NOTHING RETURNING {quote('id')}"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [field.get_db_prep_save(getattr(record, field.attname), connection) for field in fields])
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    record.pk = row[0]
-    return True
 
 
 def _verified_event(payload: bytes, signature: str | None) -> dict:
@@ -685,17 +664,20 @@ def process_stripe_event(event: dict) -> bool:
     return True
 
 
+# The path an invoice names its subscription by, since API version 2025-03-31.
+_INVOICE_SUBSCRIPTION = "parent.subscription_details.subscription"
+_RETRIEVE = {
+    # With its latest invoice: "active" alone does not say paid (an invoiced subscription is active at once).
+    "subscription": ("/v1/subscriptions/", ["latest_invoice"]),
+    # With its subscription: one round trip where two would do the same (see _subscription_of).
+    "invoice": ("/v1/invoices/", [_INVOICE_SUBSCRIPTION]),
+    "session": ("/v1/checkout/sessions/", None),
+}
+
+
 def _retrieve(kind: str, object_id: str) -> dict:
-    client = stripe_api.client()
-    if kind == "subscription":
-        # With its latest invoice: "active" alone does not say paid (an invoiced subscription is active at once).
-        found = client.v1.subscriptions.retrieve(object_id, params={"expand": ["latest_invoice"]})
-    elif kind == "invoice":
-        # With its subscription: one round trip where two would do the same (see _subscription_of).
-        found = client.v1.invoices.retrieve(object_id, params={"expand": [_INVOICE_SUBSCRIPTION]})
-    else:
-        found = client.v1.checkout.sessions.retrieve(object_id)
-    return found.to_dict()
+    path, expand = _RETRIEVE[kind]
+    return stripe_api.retrieve(path + quote(object_id, safe=""), expand=expand)
 
 
 def _current(kind: str, reference: str | dict) -> dict:
@@ -716,13 +698,38 @@ def _our_subscription(stripe_subscription_id: str | None, metadata: dict | None)
     """Our row for a Stripe subscription, locked: by its id, or, before the id is linked (Stripe's events come in
     any order), by the subscription id we put in its metadata."""
     if stripe_subscription_id:
-        found = _lockable().filter(stripe_subscription_id=stripe_subscription_id).first()
+        found = _locked_by_stripe_id(stripe_subscription_id)
         if found is not None:
             return found
     ours = (metadata or {}).get("subscription_id")
     if not (ours and str(ours).isdigit()):
         return None
     return _lockable().filter(pk=int(ours), stripe_subscription_id=None).first()
+
+
+# Every delivery about a subscription or its invoices starts here, so this one lookup is SQL written out: the ORM
+# takes longer to build it than PostgreSQL takes to run it. Only the subscription's own row is locked (as in
+# _lockable); its tier's Stripe product comes with it, to tell whether Stripe's price is still for that tier.
+_LOCK_BY_STRIPE_ID = """
+    SELECT subscription.*, tier.stripe_product_id AS tier_product_id
+    FROM {subscriptions} AS subscription INNER JOIN {tiers} AS tier ON tier.id = subscription.tier_id
+    WHERE subscription.stripe_subscription_id = %s
+"""
+
+
+def _locked_by_stripe_id(stripe_subscription_id: str) -> Subscription | None:
+    quote = connection.ops.quote_name
+    sql = _LOCK_BY_STRIPE_ID.format(subscriptions=quote(Subscription._meta.db_table), tiers=quote(Tier._meta.db_table))
+    if connection.features.has_select_for_update_of:  # SQLite has no row locks: it writes one at a time anyway
+        sql += "FOR UPDATE OF subscription"
+    return next(iter(Subscription.objects.raw(sql, [stripe_subscription_id])), None)
+
+
+def _tier_product(subscription: Subscription) -> str | None:
+    """The Stripe product of the subscription's tier: brought with the row by the webhook's lookup, else read."""
+    if hasattr(subscription, "tier_product_id"):
+        return subscription.tier_product_id
+    return subscription.tier.stripe_product_id
 
 
 def _on_checkout_completed(session: dict) -> None:
@@ -798,9 +805,6 @@ def _on_invoice(invoice: dict, *, failed: bool) -> None:
         _queue_payment_failed_notice(subscription)
     if lapsed and row.status == Invoice.Status.PAID and not already_paid and subscription.status == Status.LAPSED:
         _record_paid_after_lapse(row, subscription)
-
-
-_INVOICE_SUBSCRIPTION = "parent.subscription_details.subscription"
 
 
 def _subscription_of(invoice: dict) -> dict | None:
@@ -963,12 +967,10 @@ def _first_item(data: dict) -> dict:
     return items[0] if items else {}
 
 
-def _tier_for_product(product: str | dict | None, current: Tier | None = None) -> Tier | None:
+def _tier_for_product(product: str | dict | None) -> Tier | None:
     product_id = _id(product)
     if not product_id:
         return None
-    if current is not None and current.stripe_product_id == product_id:
-        return current
     if settings.DEMO_PAYMENTS and product_id.startswith(DEMO_PRODUCT_PREFIX):  # the demo makes no products
         return Tier.objects.filter(pk=int(product_id.removeprefix(DEMO_PRODUCT_PREFIX))).first()
     return Tier.objects.filter(stripe_product_id=product_id).first()
@@ -976,9 +978,12 @@ def _tier_for_product(product: str | dict | None, current: Tier | None = None) -
 
 def _copy_terms(subscription: Subscription, data: dict) -> None:
     price = _first_item(data).get("price") or {}
-    tier = _tier_for_product(price.get("product"), subscription.tier)
-    if tier is not None and tier.pk != subscription.tier_id:
-        subscription.tier = tier
+    product_id = _id(price.get("product"))
+    if product_id and product_id != _tier_product(subscription):
+        tier = _tier_for_product(product_id)
+        if tier is not None and tier.pk != subscription.tier_id:
+            subscription.tier = tier
+            subscription.tier_product_id = tier.stripe_product_id
     if subscription.scheduled_tier_id is not None and subscription.scheduled_tier_id == subscription.tier_id:
         subscription.scheduled_tier = None  # the scheduled change has taken effect
     if "schedule" in data and not data["schedule"] and subscription.stripe_schedule_id:
@@ -1032,9 +1037,9 @@ def _when(timestamp: int | None) -> datetime | None:
 def _sync_invoice(data: dict, subscription: Subscription) -> Invoice:
     """Mirror one Stripe invoice in our row, made on first sight; audited when its status changes. Paid and
     void are final: a stale copy never reopens them. The caller holds the subscription's lock."""
-    invoice = Invoice.objects.select_for_update().filter(stripe_invoice_id=data["id"]).first() or Invoice(
+    invoice = _locked_invoice(data["id"]) or Invoice(
         stripe_invoice_id=data["id"],
-        organisation=subscription.organisation,
+        organisation_id=subscription.organisation_id,
         subscription=subscription,
         po_number=subscription.po_number,
         status="",
@@ -1052,7 +1057,7 @@ def _sync_invoice(data: dict, subscription: Subscription) -> Invoice:
         record_audit(
             _INVOICE_ACTIONS[status],
             f"Invoice {invoice} for {format_pence(invoice.amount_due_pence)} is {invoice.get_status_display().lower()}",
-            organisation=invoice.organisation,
+            organisation_id=invoice.organisation_id,
             changes={"status": [before, status]},
         )
     if status == Invoice.Status.PAID and before != Invoice.Status.PAID:
@@ -1060,9 +1065,18 @@ def _sync_invoice(data: dict, subscription: Subscription) -> Invoice:
     return invoice
 
 
+def _locked_invoice(stripe_invoice_id: str) -> Invoice | None:
+    # Written out for the same reason as _LOCK_BY_STRIPE_ID: each of an invoice's events looks it up.
+    table = connection.ops.quote_name(Invoice._meta.db_table)  # the model's own name; the id is a parameter
+    sql = f"SELECT * FROM {table} WHERE stripe_invoice_id = %s"  # noqa: S608
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    return next(iter(Invoice.objects.raw(sql, [stripe_invoice_id])), None)
+
+
 def _record_invoice_paid(invoice: Invoice) -> None:
     record_activity(
-        invoice.organisation,
+        invoice.organisation_id,
         ActivityKind.INVOICE_PAID,
         key=str(invoice.pk),
         detail=f"Invoice {invoice} for {format_pence(invoice.amount_due_pence)}",

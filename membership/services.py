@@ -44,15 +44,17 @@ def record_audit(
     *,
     actor: User | None = None,
     organisation: Organisation | None = None,
+    organisation_id: int | None = None,
     subject: User | None = None,
     changes: dict | None = None,
 ) -> AuditEntry:
-    """Write one audit entry. ``changes`` maps a field to ``[before, after]``."""
+    """Write one audit entry about ``organisation`` (or the organisation with ``organisation_id``, not read).
+    ``changes`` maps a field to ``[before, after]``."""
     return AuditEntry.objects.create(
         action=action,
         summary=summary[:300],
         actor=actor if actor and actor.is_authenticated else None,
-        organisation=organisation,
+        organisation_id=organisation.pk if organisation is not None else organisation_id,
         subject=subject,
         changes=changes or {},
     )

@@ -10,6 +10,7 @@ import pytest
 from django.db import connection
 
 from membership import billing
+from membership.engagement import recompute_scores
 from membership.models import AuditEntry, Invoice, StripeEvent, Subscription
 from tests.conftest import require
 from tests.fake_stripe import signed_event
@@ -380,3 +381,25 @@ def test_a_repeat_of_what_we_know_writes_nothing(client, active, fake_stripe, dj
 
 def _signed(event_type: str, obj: dict) -> tuple[bytes, str]:
     return signed_event(event_type, obj, WEBHOOK_SECRET)
+
+
+def test_a_paid_renewal_is_recorded_in_a_fixed_number_of_statements(
+    client, active, fake_stripe, django_assert_num_queries
+):
+    recompute_scores()  # every organisation has its score row, as the nightly job leaves it
+    period_end = fresh(active.subscription).current_period_end
+    renewal = fake_stripe.renew(active.stripe_subscription["id"], paid=True)
+    payload = _signed("invoice.paid", renewal)
+
+    # The transaction (a savepoint here), the ledger row, the subscription's lock, the invoice's lock and its new
+    # row, its audit entry, the activity (one insert, no savepoint of its own), the score settings and the score,
+    # and the renewed period. SQLite reads the score before writing it back: one more.
+    with django_assert_num_queries(11 if connection.vendor == "postgresql" else 12):
+        billing.receive_stripe_webhook(*payload)
+
+    invoice = Invoice.objects.get(stripe_invoice_id=renewal["id"])
+    assert invoice.status == Invoice.Status.PAID
+    entry = AuditEntry.objects.filter(action="billing.invoice.paid").latest("id")
+    assert entry.organisation_id == active.subscription.organisation_id
+    assert renewal["number"] in entry.summary
+    assert fresh(active.subscription).current_period_end > period_end
