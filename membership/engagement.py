@@ -30,6 +30,7 @@ from django.db.models import Case, Count, F, FloatField, Func, Max, Q, QuerySet,
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from config.db import execute_with_binary_parameters
 from membership.models import (
     ActivityEvent,
     ActivityKind,
@@ -90,12 +91,16 @@ class Scoring:
             log_weight = log_weights.get(event.kind)
             if log_weight is not None:
                 exponents[org_id].append(log_weight + (moment.timestamp() - epoch) / seconds)
-            if org_id not in latest or moment > latest[org_id]:
+            known = latest.get(org_id)
+            if known is None or moment > known:
                 latest[org_id] = moment
         terms = {}
         for org_id, values in exponents.items():
+            if len(values) == 1:
+                terms[org_id] = values[0]
+                continue
             high = max(values)  # log2 of a sum of powers of two, without overflow
-            terms[org_id] = high + math.log2(sum(2 ** (value - high) for value in values))
+            terms[org_id] = high + math.log2(sum([2 ** (value - high) for value in values]))
         return terms, latest
 
     def level_from_score(self, score: float, moment: datetime) -> float | None:
@@ -187,12 +192,35 @@ class _Decay(Func):
         raise NotImplementedError(f"Engagement scores are summed on PostgreSQL or SQLite, not {connection.vendor}")
 
 
+class _Weight(Func):
+    """Each row's weight: on PostgreSQL looked up by the kind's number in an array of the weights (see
+    ``ActivityEvent.kind_number``); elsewhere a ``CASE`` on the kind."""
+
+    output_field = FloatField()
+
+    def __init__(self, weights: tuple[float, ...], case: Case):
+        self.weights = weights  # in the order of the kinds' numbers
+        super().__init__(F("kind_number"), case)
+
+    @classmethod
+    def of(cls, scoring: Scoring) -> _Weight:
+        weights = tuple(float(max(scoring.weights.get(kind, 0), 0)) for kind in ActivityKind.values)
+        return cls(weights, scoring.weight_case())
+
+    def as_postgresql(self, compiler, connection, **extra):
+        number, params = compiler.compile(self.source_expressions[0])
+        return f"(%s::float8[])[{number}]", [list(self.weights), *params]
+
+    def as_sql(self, compiler, connection, **extra):
+        return compiler.compile(self.source_expressions[1])
+
+
 def _decayed_sums_query(events: QuerySet[ActivityEvent], scoring: Scoring, moment: datetime) -> QuerySet:
     """Rows of (organisation id, its score at ``moment``, its latest activity): one grouped query."""
     return (
         events.order_by()
         .values("organisation_id")
-        .annotate(total=Sum(scoring.weight_case() * _Decay(moment, scoring.half_life)), last=Max("occurred_at"))
+        .annotate(total=Sum(_Weight.of(scoring) * _Decay(moment, scoring.half_life)), last=Max("occurred_at"))
         .values_list("organisation_id", "total", "last")
     )
 
@@ -282,8 +310,7 @@ def _store_levels_postgresql(levels: dict[int, tuple], now: datetime) -> int:
         tolerance=repr(LEVEL_TOLERANCE),
     )
     ids = list(levels)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [ids, [levels[i][0] for i in ids], [levels[i][1] for i in ids], now, now])
+    execute_with_binary_parameters(sql, [ids, [levels[i][0] for i in ids], [levels[i][1] for i in ids], now, now])
     return Organisation.objects.count()
 
 
@@ -348,7 +375,6 @@ _ADD_TERMS = """
     FROM unnest(%s::bigint[], %s::double precision[], %s::bigint[])
         AS added (organisation_id, term, last_microseconds)
     WHERE score.organisation_id = added.organisation_id
-    RETURNING score.organisation_id
 """
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -361,14 +387,18 @@ def _microseconds(moment: datetime) -> int:
 def _add_terms_postgresql(terms: dict[int, float], latest: dict[int, datetime]) -> set[int]:
     scores = connection.ops.quote_name(EngagementScore._meta.db_table)
     ids = sorted(latest)
+    params = [ids, [terms.get(i) for i in ids], [_microseconds(latest[i]) for i in ids]]
+    if len(ids) == 1:  # one occasion, as record_activity adds it: an ordinary statement
+        with connection.cursor() as cursor:
+            cursor.execute(_ADD_TERMS.format(scores=scores) + " RETURNING score.organisation_id", params)
+            return {row[0] for row in cursor.fetchall()}
     with connection.cursor() as cursor:
-        if len(ids) > 1:
-            cursor.execute(_LOCK_FOR_BATCH.format(scores=scores))
-        cursor.execute(
-            _ADD_TERMS.format(scores=scores),
-            [ids, [terms.get(i) for i in ids], [_microseconds(latest[i]) for i in ids]],
-        )
-        return {row[0] for row in cursor.fetchall()}
+        cursor.execute(_LOCK_FOR_BATCH.format(scores=scores))
+    # A batch (an import, a day's log-ins): its arrays go in binary, and the ids come back only when some were
+    # missing, which they seldom are.
+    if execute_with_binary_parameters(_ADD_TERMS.format(scores=scores), params) == len(ids):
+        return set(ids)
+    return set(EngagementScore.objects.filter(pk__in=ids).values_list("pk", flat=True))
 
 
 def _create_score(org_id: int, term: float | None, last: datetime, scoring: Scoring) -> None:

@@ -65,6 +65,24 @@ def test_a_score_matches_a_worked_example_computed_by_hand():
     assert score_of(wear, NOW) == pytest.approx(6.375, rel=1e-9)
 
 
+def test_every_kind_is_weighed_by_its_own_weight_in_the_nightly_sum():
+    # A different weight for every kind (powers of ten) and a different number of occasions (the n-th kind n + 1
+    # times): a kind weighed by another kind's weight shows in the total.
+    weights = {kind: 10.0**n for n, kind in enumerate(ActivityKind.values)}
+    use_settings(10, **weights)
+    wear = factories.make_organisation("Wear Robotics")
+    for n, kind in enumerate(ActivityKind.values):
+        for time in range(n + 1):
+            ActivityEvent.objects.create(organisation=wear, kind=kind, key=f"{kind}:{time}", occurred_at=NOW)
+
+    numbers = dict(ActivityEvent.objects.values_list("kind", "kind_number").distinct())
+    recompute_scores(NOW)
+
+    assert numbers == {kind: n + 1 for n, kind in enumerate(ActivityKind.values)}
+    expected = sum((n + 1) * weights[kind] for n, kind in enumerate(ActivityKind.values))
+    assert score_of(wear, NOW) == pytest.approx(expected, rel=1e-12)
+
+
 def test_the_score_halves_every_half_life_without_being_stored_again():
     use_settings(30, event_attended=8)
     wear = factories.make_organisation("Wear Robotics")
@@ -134,6 +152,34 @@ def test_a_batch_added_at_once_agrees_with_the_full_recomputation():
     for org_id, (level, last) in levels().items():
         assert incremental[org_id][0] == pytest.approx(level, rel=1e-12)
         assert incremental[org_id][1] == last
+
+
+def test_a_batch_reaching_organisations_without_a_score_yet_scores_them_from_all_their_activity():
+    use_settings(20, login=1, event_attended=8)
+    scored = [factories.make_organisation(f"Scored {n}") for n in range(3)]
+    for n, organisation in enumerate(scored):
+        record(organisation, Kind.EVENT_ATTENDED, 10 + n, f"scored:{n}")
+    newcomers = [factories.make_organisation(f"Newcomer {n}") for n in range(2)]
+    # Their history reached the ledger without a score (an import before scores existed, say).
+    for n, organisation in enumerate(newcomers):
+        ActivityEvent.objects.create(
+            organisation=organisation, kind="event_attended", key=f"old:{n}", occurred_at=NOW - timedelta(days=40)
+        )
+    assert EngagementScore.objects.filter(pk__in=[o.pk for o in newcomers]).count() == 0
+    batch = ActivityEvent.objects.bulk_create(
+        ActivityEvent(organisation=organisation, kind="login", key=f"batch:{n}", occurred_at=NOW - timedelta(days=1))
+        for n, organisation in enumerate(scored + newcomers)
+    )
+
+    engagement.add_to_scores(batch)
+
+    incremental = levels()
+    assert set(incremental) == {o.pk for o in scored + newcomers}
+    recompute_scores(NOW)
+    for org_id, (level, last) in levels().items():
+        assert incremental[org_id][0] == pytest.approx(level, rel=1e-12)
+        assert incremental[org_id][1] == last
+    assert score_of(newcomers[0], NOW) == pytest.approx(8 * 0.5 ** (40 / 20) + 0.5 ** (1 / 20))
 
 
 def test_an_organisation_scored_for_the_first_time_takes_in_its_earlier_activity():
