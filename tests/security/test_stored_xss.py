@@ -1,5 +1,5 @@
 """Stored XSS: what members (and import files) put into the platform comes back as text on every page that shows
-it, on the public site, in the member portal and in the back office.
+it, on the public site, in the member portal and in the back office, and in the e-mails that carry it.
 
 The payload goes in the way people put it in (the portal's forms, the offer form, event registration, an import
 file) wherever there is such a way, and each page must show its escaped form and never the payload itself.
@@ -206,3 +206,32 @@ def test_the_import_preview_shows_the_files_cells_as_text(db, tmp_path):
     record = MemberImport.objects.get()
     preview = f"/admin/engagement/import/{record.pk}/"
     assert _problems(client, {preview: NAME, f"{preview}?outcome=error": NAME, f"{preview}?outcome=new": NAME}) == []
+
+
+def test_emails_show_what_members_typed_as_text(hostile, mailoutbox, django_capture_on_commit_callbacks):
+    """Every e-mail that carries what members typed (the join request to the admin, a colleague's invitation, the
+    renewal reminder, the engagement manager's digest) escapes it in its HTML part and keeps it to one line in the
+    subject."""
+    from membership import renewals, tasks
+    from membership.engagement import recompute_scores
+    from membership.engagement_dashboard import queue_weekly_digest
+    from membership.models import EngagementSettings, JoinRequest
+
+    settings_row = EngagementSettings.load()
+    settings_row.digest_recipients = "engagement@netech.example"
+    settings_row.save()
+    recompute_scores()
+    mailoutbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.send_join_request_email(JoinRequest.objects.get().pk)
+        services.invite_colleague(hostile.organisation, hostile.admin, "new.starter@tyne.example")
+        renewals.send_renewal_reminders()
+        assert queue_weekly_digest()
+
+    assert len(mailoutbox) == 4, [message.subject for message in mailoutbox]
+    for message in mailoutbox:
+        html = [body for body, mimetype in message.alternatives if mimetype == "text/html"]
+        assert len(html) == 1, message.subject
+        assert XSS_ESCAPED in html[0], f"{message.subject!r} does not show what was typed"
+        assert XSS not in html[0] and "<img src=x" not in html[0], f"{message.subject!r} shows the payload unescaped"
+        assert "\n" not in message.subject and "\r" not in message.subject
