@@ -273,6 +273,16 @@ def test_it_refuses_a_back_office_document_that_is_not_what_it_claims(
     assert _files_under(settings, "documents") == []
 
 
+@pytest.mark.parametrize("url", ["/admin/images/multiple/add/", "/admin/documents/multiple/add/"])
+def test_the_multiple_uploader_answers_a_post_without_a_file_with_400(back_office, url):
+    from wagtail.models import Collection
+
+    response = back_office.post(url, {"title": "Nothing", "collection": Collection.get_first_root_node().pk})
+
+    assert response.status_code == 400 and b"Must upload a file" in response.content
+    assert not get_image_model().objects.exists() and not get_document_model().objects.exists()
+
+
 @pytest.mark.parametrize(
     ("name", "content"),
     [
