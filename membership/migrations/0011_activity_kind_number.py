@@ -2,6 +2,9 @@
 
 from django.db import migrations, models
 
+# PostgreSQL fills a stored generated column by rewriting the table, holding its lock meanwhile: the activity
+# ledger is written to by log-ins and page reads, so run this release when the site is quiet.
+
 
 class Migration(migrations.Migration):
     dependencies = [
