@@ -20,10 +20,12 @@ activity ledger when a page needs them, in one grouped query for all the organis
 from __future__ import annotations
 
 import math
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from operator import attrgetter
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Case, Count, F, FloatField, Func, Max, Q, QuerySet, Sum, Value, When
@@ -43,6 +45,9 @@ from membership.models import (
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 SECONDS_A_DAY = 86_400
 WINDOW = timedelta(days=90)  # the breakdown's and the trend's period
+_EVENT_FIELDS = attrgetter("organisation_id", "kind", "occurred_at")
+# A scaled sum below this has lost precision to underflow (floats are exact down to 2 ** -1022).
+_SMALLEST_EXACT_SUM = 2.0**-960
 
 
 def days_since_epoch(moment: datetime) -> float:
@@ -81,27 +86,50 @@ class Scoring:
         )
 
     def terms(self, events: Iterable[ActivityEvent]) -> tuple[dict[int, float], dict[int, datetime]]:
-        """For each organisation: its occasions' share of the level together, and its latest occasion."""
+        """For each organisation: its occasions' share of the level together (log2 of the sum of their
+        ``weight * 2 ** (t / half-life)``), and its latest occasion.
+
+        The sum is taken in floating point scaled to the present (each term times ``2 ** (-now / half-life)``),
+        where recent occasions count about their weight: one pass, with no list of terms per organisation. An
+        organisation whose occasions all lie so far back that the scaled sum leaves the range of a float (a
+        thousand half-lives: three years at the shortest half-life) is summed again in log form
+        (``_exact_terms``). Occasions are never dated ahead of the moment they are recorded.
+        """
+        weights = {kind: weight for kind, weight in self.weights.items() if weight > 0}
+        per_second = 1.0 / (self.half_life * SECONDS_A_DAY)
+        reference = time.time()
+        sums: dict[int, float] = {}
+        latest: dict[int, datetime] = {}
+        sums_get, latest_get, weight_of = sums.get, latest.get, weights.get
+        events = events if isinstance(events, list | tuple) else list(events)
+        for org_id, kind, moment in map(_EVENT_FIELDS, events):
+            weight = weight_of(kind)
+            if weight is not None:
+                sums[org_id] = sums_get(org_id, 0.0) + weight * 2.0 ** ((moment.timestamp() - reference) * per_second)
+            known = latest_get(org_id)
+            if known is None or moment > known:
+                latest[org_id] = moment
+        offset = (reference - EPOCH.timestamp()) * per_second
+        log2 = math.log2
+        terms = {org_id: log2(total) + offset for org_id, total in sums.items() if total >= _SMALLEST_EXACT_SUM}
+        if len(terms) < len(sums):  # every occasion about a thousand half-lives old: too small to sum scaled
+            terms.update(self._exact_terms(events, sums.keys() - terms.keys()))
+        return terms, latest
+
+    def _exact_terms(self, events: list[ActivityEvent], organisations: set[int]) -> dict[int, float]:
+        """``terms`` for ``organisations``, summed in log form, which no age can take out of a float's range."""
         log_weights = {kind: math.log2(weight) for kind, weight in self.weights.items() if weight > 0}
         seconds, epoch = self.half_life * SECONDS_A_DAY, EPOCH.timestamp()
         exponents: dict[int, list[float]] = defaultdict(list)
-        latest: dict[int, datetime] = {}
         for event in events:
-            org_id, moment = event.organisation_id, event.occurred_at
             log_weight = log_weights.get(event.kind)
-            if log_weight is not None:
-                exponents[org_id].append(log_weight + (moment.timestamp() - epoch) / seconds)
-            known = latest.get(org_id)
-            if known is None or moment > known:
-                latest[org_id] = moment
+            if log_weight is not None and event.organisation_id in organisations:
+                exponents[event.organisation_id].append(log_weight + (event.occurred_at.timestamp() - epoch) / seconds)
         terms = {}
         for org_id, values in exponents.items():
-            if len(values) == 1:
-                terms[org_id] = values[0]
-                continue
             high = max(values)  # log2 of a sum of powers of two, without overflow
             terms[org_id] = high + math.log2(sum([2 ** (value - high) for value in values]))
-        return terms, latest
+        return terms
 
     def level_from_score(self, score: float, moment: datetime) -> float | None:
         """The level whose score at ``moment`` is ``score``."""
@@ -179,8 +207,10 @@ class _Decay(Func):
 
     def as_postgresql(self, compiler, connection, **extra):
         column, params = compiler.compile(self.source_expressions[0])
-        # date_part (not EXTRACT, which answers in slow numeric) gives seconds as a double.
-        sql = f"POWER(2.0::float8, (date_part('epoch', {column}) - %s::float8) / %s::float8)"
+        # date_part (not EXTRACT, which answers in slow numeric) gives seconds as a double. PostgreSQL refuses a
+        # power that underflows, so an occasion over a thousand half-lives old counts 2 ** -1000 of its weight,
+        # which is nothing in any sum (at the shortest half-life, a day, that is three years back).
+        sql = f"POWER(2.0::float8, GREATEST((date_part('epoch', {column}) - %s::float8) / %s::float8, -1000.0::float8))"
         return sql, [*params, self.moment.timestamp(), self.half_life * SECONDS_A_DAY]
 
     def as_sqlite(self, compiler, connection, **extra):
@@ -360,14 +390,16 @@ def _add_terms(terms: dict[int, float], latest: dict[int, datetime]) -> set[int]
 # takes a tenth of a second for every organisation at once). Row locks taken one by one (in id order, so that two
 # batches could not deadlock) cost a write for every row before the update wrote it again.
 _LOCK_FOR_BATCH = "LOCK TABLE {scores} IN SHARE ROW EXCLUSIVE MODE"
-# log2(2**level + 2**term) = max + log2(1 + 2**-|level - term|), as _log2_sum does it.
+# log2(2**level + 2**term) = max + log2(1 + 2**-|level - term|), as _log2_sum does it. PostgreSQL refuses a power
+# that underflows: a difference over 1000 (a term 2**1000 times smaller) adds nothing a float can hold anyway.
 _ADD_TERMS = """
     UPDATE {scores} AS score SET
         level = CASE
             WHEN added.term IS NULL THEN score.level
             WHEN score.level IS NULL THEN added.term
             ELSE GREATEST(score.level, added.term)
-                 + ln(1 + power(2::double precision, -abs(score.level - added.term))) / ln(2::double precision)
+                 + ln(1 + power(2::double precision, -LEAST(abs(score.level - added.term), 1000)))
+                   / ln(2::double precision)
         END,
         last_activity_at = GREATEST(
             score.last_activity_at, 'epoch'::timestamptz + added.last_microseconds * interval '1 microsecond'

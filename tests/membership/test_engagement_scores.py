@@ -1,6 +1,7 @@
 """Engagement scores: weighted, decaying, explained in words, and the same whether updated as activity arrives or
 summed again at night."""
 
+import math
 import random
 import threading
 from collections import Counter
@@ -180,6 +181,41 @@ def test_a_batch_reaching_organisations_without_a_score_yet_scores_them_from_all
         assert incremental[org_id][0] == pytest.approx(level, rel=1e-12)
         assert incremental[org_id][1] == last
     assert score_of(newcomers[0], NOW) == pytest.approx(8 * 0.5 ** (40 / 20) + 0.5 ** (1 / 20))
+
+
+def test_occasions_a_thousand_half_lives_apart_are_recorded_and_summed_without_failing():
+    # A half-life of one day (the least staff may set): three years is more than a thousand half-lives, where
+    # 2 ** -age leaves a float's range. Nothing may fail for it, neither recording nor the nightly job.
+    use_settings(1, login=1, event_attended=8)
+    returning, ancient = factories.make_organisation("Returning"), factories.make_organisation("Ancient")
+    recompute_scores(NOW)  # every organisation has its row, without a level
+    record(returning, Kind.EVENT_ATTENDED, 1200, "long-ago")
+    record(returning, Kind.LOGIN, 0, "today")  # adds 2 ** 1200 times the level it joins
+    batch = ActivityEvent.objects.bulk_create(
+        [
+            ActivityEvent(organisation=ancient, kind="login", key="a:1", occurred_at=NOW - timedelta(days=1100)),
+            ActivityEvent(
+                organisation=ancient, kind="event_attended", key="a:2", occurred_at=NOW - timedelta(days=1101)
+            ),
+            ActivityEvent(organisation=returning, kind="login", key="r:1", occurred_at=NOW - timedelta(days=2)),
+        ]
+    )
+    engagement.add_to_scores(batch)  # a batch whose only occasions, for one organisation, are that old
+    incremental = levels()
+
+    recompute_scores(NOW)
+
+    full = levels()
+    # Today's log-in and the one two days ago are all that count for the returning organisation.
+    assert score_of(returning, NOW) == pytest.approx(1 + 0.5**2, rel=1e-12)
+    assert full[returning.pk][0] == pytest.approx(incremental[returning.pk][0], rel=1e-12)
+    # Three years back, nothing measurable is left. The incremental sum keeps the ancient organisation's level
+    # exact, log2(2 ** -1100 + 8 * 2 ** -1101) from today; the nightly sum counts each occasion 2 ** -1000 at most.
+    assert incremental[ancient.pk][0] == pytest.approx(
+        engagement.days_since_epoch(NOW) - 1100 + math.log2(1 + 8 * 0.5), rel=1e-12
+    )
+    assert score_of(ancient, NOW) == pytest.approx(0, abs=1e-299)
+    assert full[ancient.pk][1] == incremental[ancient.pk][1] == NOW - timedelta(days=1100)
 
 
 def test_an_organisation_scored_for_the_first_time_takes_in_its_earlier_activity():
