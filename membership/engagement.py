@@ -401,25 +401,17 @@ _ADD_TERMS = """
                  + ln(1 + power(2::double precision, -LEAST(abs(score.level - added.term), 1000)))
                    / ln(2::double precision)
         END,
-        last_activity_at = GREATEST(
-            score.last_activity_at, 'epoch'::timestamptz + added.last_microseconds * interval '1 microsecond'
-        )
-    FROM unnest(%s::bigint[], %s::double precision[], %s::bigint[])
-        AS added (organisation_id, term, last_microseconds)
+        last_activity_at = GREATEST(score.last_activity_at, added.last_activity_at)
+    FROM unnest(%s::bigint[], %s::double precision[], %s::timestamptz[])
+        AS added (organisation_id, term, last_activity_at)
     WHERE score.organisation_id = added.organisation_id
 """
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _microseconds(moment: datetime) -> int:
-    """Microseconds since 1970, exactly: cheaper to send in bulk than timestamps, and a float would round them."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
 
 
 def _add_terms_postgresql(terms: dict[int, float], latest: dict[int, datetime]) -> set[int]:
     scores = connection.ops.quote_name(EngagementScore._meta.db_table)
-    ids = sorted(latest)
-    params = [ids, [terms.get(i) for i in ids], [_microseconds(latest[i]) for i in ids]]
+    ids = list(latest)  # in no order: a batch holds the table's lock, so two cannot deadlock over its rows
+    params = [ids, [terms.get(i) for i in ids], list(latest.values())]
     if len(ids) == 1:  # one occasion, as record_activity adds it: an ordinary statement
         with connection.cursor() as cursor:
             cursor.execute(_ADD_TERMS.format(scores=scores) + " RETURNING score.organisation_id", params)
