@@ -432,8 +432,9 @@ def redeliver_notices(now: datetime | None = None) -> int:
         queued_at__gt=now - REDELIVER_FOR,
     )
     pairs = list(undelivered.values_list("subscription_id", "kind"))
-    for subscription_id, kind in pairs:
-        tasks.send_billing_email.delay(subscription_id, kind)
+    with transaction.atomic():  # through the outbox, as every job is: a broker outage delays them, loses none
+        for subscription_id, kind in pairs:
+            queue_on_commit(tasks.send_billing_email, subscription_id, kind)
     return len(pairs)
 
 
