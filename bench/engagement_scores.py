@@ -65,8 +65,8 @@ SAME_COLUMNS = (
 
 def bare_group_by(sql: str = BARE, *, reading_the_table: bool = False) -> float:
     """Seconds for ``sql``. ``reading_the_table``: with PostgreSQL's index-only scans off, so that the count reads
-    the table's rows, as the recomputation must, rather than only the organisation index (35 MB against the table's
-    420 MB), which PostgreSQL does once a VACUUM has marked the table's pages all-visible."""
+    the table's rows, as the recomputation must, rather than only the organisation index (43 MB against the table's
+    459 MB), which PostgreSQL does once a VACUUM has marked the table's pages all-visible."""
     from django.db import connection, transaction
 
     with transaction.atomic(), connection.cursor() as cursor:
