@@ -46,7 +46,7 @@ EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 SECONDS_A_DAY = 86_400
 WINDOW = timedelta(days=90)  # the breakdown's and the trend's period
 _EVENT_FIELDS = attrgetter("organisation_id", "kind", "occurred_at")
-# A scaled sum below this has lost precision to underflow (floats are exact down to 2 ** -1022).
+# A scaled sum below this may have lost precision to underflow (floats keep their full precision down to 2 ** -1022).
 _SMALLEST_EXACT_SUM = 2.0**-960
 
 
