@@ -1,6 +1,9 @@
+import posixpath
+
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.sitemaps.views import sitemap
+from django.http import Http404
 from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from django.views.static import serve
@@ -42,15 +45,19 @@ urlpatterns = [
 
 
 def serve_media(request, path: str):
-    """Uploaded files (logos, images) when no bucket or CDN serves them."""
+    """Uploaded files (logos, images) when no bucket or CDN serves them.
+
+    Documents are served only through /documents/<id>/, which applies their collection's privacy. The path is
+    judged as ``serve`` will resolve it, so no other spelling of it (``//documents/``, ``./documents/``,
+    ``logos/../documents/``) reaches a document's file.
+    """
+    if posixpath.normpath(path).lstrip("/").split("/", 1)[0] == "documents":
+        raise Http404("Documents are served from /documents/.")
     return serve(request, path, document_root=settings.MEDIA_ROOT)
 
 
 if settings.SERVE_MEDIA:
-    urlpatterns += [
-        # Documents are served only through /documents/<id>/, which applies their collection's privacy.
-        re_path(r"^media/(?!documents/)(?P<path>.*)$", serve_media),
-    ]
+    urlpatterns += [re_path(r"^media/(?P<path>.*)$", serve_media)]
 
 # Wagtail's front-end views, last: its page view is replaced by one that finds the site from the cache
 # (cms.views.serve_page), at the same pattern and under the same name.

@@ -251,11 +251,25 @@ def test_a_hand_over_to_nonsense_is_a_404(client, admin_org, org_admin):
     assert admin_org.active_members().get(user=org_admin).role == Role.ADMIN
 
 
-def test_uploaded_documents_are_not_served_around_their_privacy(client, db, settings, tmp_path):
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "/media/documents/board-minutes.pdf",
+        "/media//documents/board-minutes.pdf",
+        "/media/./documents/board-minutes.pdf",
+        "/media/%2E/documents/board-minutes.pdf",
+        "/media/logos/../documents/board-minutes.pdf",
+        "/media/logos/%2E%2E/documents/board-minutes.pdf",
+    ],
+)
+def test_uploaded_documents_are_not_served_around_their_privacy(client, db, settings, tmp_path, spelling):
+    """Documents are served only by /documents/<id>/, which applies their collection's privacy: however the
+    file's path under /media/ is spelled, it is a 404, while other uploads are served."""
     settings.MEDIA_ROOT = tmp_path
     (tmp_path / "documents").mkdir()
     (tmp_path / "documents" / "board-minutes.pdf").write_bytes(b"%PDF-1.4 private")
     (tmp_path / "logos").mkdir()
     (tmp_path / "logos" / "logo.png").write_bytes(_png())
-    assert client.get("/media/documents/board-minutes.pdf").status_code == 404
+    assert client.get(spelling).status_code == 404
     assert client.get("/media/logos/logo.png").status_code == 200
+    assert client.get("/media/logos/./logo.png").status_code == 200
