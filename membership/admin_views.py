@@ -24,7 +24,7 @@ from wagtail.admin.widgets.button import HeaderButton
 from config.text import printable
 from membership import services
 from membership.admin_forms import FollowUpForm, NoteForm
-from membership.models import FollowUp, Invoice, Organisation, OrganisationMember, Specialism, Subscription
+from membership.models import AuditEntry, FollowUp, Invoice, Organisation, OrganisationMember, Specialism, Subscription
 from membership.resources import neutralise
 
 ACTIVITY_PER_PAGE = 50
@@ -204,7 +204,11 @@ class OrganisationRecordView(WagtailAdminTemplateMixin, TemplateView):
         organisation, user = self.organisation, self.request.user
         memberships = list(organisation.memberships.select_related("user").order_by("role", "user__last_name"))
         follow_ups = list(organisation.follow_ups.select_related("assignee"))
-        activity = organisation.audit_entries.all()  # each summary already names who did it
+        # Notes, the audit trail and what the organisation pays are each behind a permission of their own, which
+        # the group editor offers apart from viewing organisations.
+        can_view_notes = user.has_perm("membership.view_note")
+        can_view_activity = user.has_perm("membership.view_auditentry")
+        activity = organisation.audit_entries.all() if can_view_activity else AuditEntry.objects.none()
         return super().get_context_data(
             **kwargs,
             organisation=organisation,
@@ -213,7 +217,10 @@ class OrganisationRecordView(WagtailAdminTemplateMixin, TemplateView):
             contacts=[m for m in memberships if m.left_at is None],
             former_contacts=sorted((m for m in memberships if m.left_at), key=lambda m: m.left_at, reverse=True),
             activity=Paginator(activity, ACTIVITY_PER_PAGE).get_page(self.request.GET.get("activity")),
-            notes=organisation.notes.select_related("author"),
+            notes=organisation.notes.select_related("author") if can_view_notes else [],
+            can_view_notes=can_view_notes,
+            can_view_activity=can_view_activity,
+            can_view_billing=user.has_perm("membership.view_subscription"),
             subscriptions=list(organisation.subscriptions.select_related("tier")),
             open_follow_ups=sorted((f for f in follow_ups if not f.done), key=lambda f: f.due_date),
             done_follow_ups=sorted((f for f in follow_ups if f.done), key=lambda f: f.done_at, reverse=True),

@@ -23,6 +23,8 @@ from membership.models import (
     OrganisationType,
     SizeBand,
     Specialism,
+    Subscription,
+    Tier,
 )
 from membership.permissions import grant_membership_team_permissions, membership_team_permissions
 from tests import factories
@@ -531,6 +533,32 @@ def test_it_lets_a_viewer_read_the_record_but_not_add_to_it(client, tyne):
 
     assert page.status_code == 200 and "Add a note" not in page.text
     assert Note.objects.filter(organisation=tyne).count() == 1
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_it_shows_notes_the_audit_trail_and_the_price_only_to_staff_allowed_each(client, tyne, allowed):
+    """Viewing organisations does not carry reading CRM notes, the audit trail or what a member pays: the group
+    editor offers each apart."""
+    tier = Tier.objects.create(name="Growth", slug="growth")
+    Subscription.objects.create(
+        organisation=tyne,
+        tier=tier,
+        status=Subscription.Status.ACTIVE,
+        amount_pence=120_000,
+        payment_method=Subscription.PaymentMethod.INVOICE,
+        po_number="PO-77321",
+    )
+    services.record_audit("membership.test.private", "The billing e-mail became ceo@tyne.example", organisation=tyne)
+    reader = factories.make_staff("reader@netech.example")
+    codenames = ["view_organisation"] + (["view_note", "view_auditentry", "view_subscription"] if allowed else [])
+    reader.user_permissions.add(*[p for p in membership_team_permissions() if p.codename in codenames])
+    client.force_login(reader)
+
+    html = client.get(record(tyne)).text
+
+    assert "Growth" in html and "Active" in html  # the membership itself is CRM information
+    for private in ["Keen on the AI perk.", "ceo@tyne.example", "PO-77321", "£1200"]:
+        assert (private in html) is allowed, private
 
 
 def test_it_grants_the_team_exactly_the_crm_permissions(db):
