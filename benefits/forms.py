@@ -2,6 +2,7 @@ import html
 
 from django import forms
 from django.utils.html import escape, linebreaks, strip_tags
+from wagtail.admin.forms import WagtailAdminModelForm
 
 from benefits.models import Category, Perk, Provider
 
@@ -72,3 +73,29 @@ class OfferForm(forms.ModelForm):
 def _plain(stored: str) -> str:
     """The text behind stored paragraphs, for editing again."""
     return html.unescape(strip_tags(stored.replace("</p>", "\n\n").replace("<br>", "\n"))).strip()
+
+
+class PerkAdminForm(WagtailAdminModelForm):
+    """The back office's perk form. A member's offer is decided on its Review page alone, which needs the approval
+    permission, records the decision and tells the organisation: this form does not put a perk up for approval,
+    decide one waiting for it, or publish one that was rejected."""
+
+    def clean_status(self) -> str:
+        status = self.cleaned_data["status"]
+        stored = self.instance.status if self.instance.pk else None
+        if status == stored:
+            return status
+        if stored == Perk.Status.PENDING:
+            raise forms.ValidationError(
+                "This offer is waiting for approval: approve or reject it from its Review page, which tells its "
+                "organisation."
+            )
+        if status in (Perk.Status.PENDING, Perk.Status.REJECTED):
+            raise forms.ValidationError(
+                "Only a member organisation's offer waits for approval, and it is rejected from its Review page."
+            )
+        if stored == Perk.Status.REJECTED and status == Perk.Status.PUBLISHED:
+            raise forms.ValidationError(
+                "This offer was rejected: its organisation changes it and offers it again for approval."
+            )
+        return status

@@ -13,6 +13,7 @@ from wagtail.admin.viewsets.model import ModelViewSet
 from wagtail.admin.widgets.slug import SlugInput
 
 from benefits import admin_views
+from benefits.forms import PerkAdminForm
 from benefits.models import Perk, Provider
 
 
@@ -113,7 +114,8 @@ class PerkViewSet(ModelViewSet):
                 ],
                 heading="Who, when and how many",
             ),
-        ]
+        ],
+        base_form_class=PerkAdminForm,
     )
 
     def get_urlpatterns(self) -> list:

@@ -1,7 +1,7 @@
 """Offers from member organisations: submitted by an admin, approved or rejected by staff, told either way."""
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
 from benefits import services
@@ -189,3 +189,88 @@ def test_the_provider_sees_how_often_its_offer_was_redeemed(client, offering_adm
     assert (row.redemption_count, row.recent, row.organisations) == (1, 1, 1)
     # The provider sees counts, not who redeemed.
     assert growth_member.email not in response.content.decode()
+
+
+def _edit_form(perk: Perk, **changes) -> dict:
+    """The back office's perk form, filled in as it shows ``perk``."""
+    return {
+        "title": perk.title,
+        "slug": perk.slug,
+        "provider": perk.provider_id,
+        "category": perk.category,
+        "summary": perk.summary,
+        "value_line": perk.value_line,
+        "description": '{"blocks":[],"entityMap":{}}',
+        "terms": "",
+        "method": perk.method,
+        "shared_code": "",
+        "redemption_url": "",
+        "low_codes_threshold": "10",
+        "starts_on": "",
+        "ends_on": "",
+        "cap_per_organisation": "",
+        "total_cap": "",
+        "status": perk.status,
+        **changes,
+    }
+
+
+@pytest.mark.parametrize("may_approve", [False, True])
+def test_a_members_offer_is_decided_on_its_review_page_not_through_the_perk_form(
+    client, offering_admin, staff_user, may_approve, mailoutbox
+):
+    """The perk form is open to anyone who may change perks; publishing a member's offer through it would skip the
+    approval permission, the audit of the decision and the e-mail telling the organisation."""
+    submit(client, offering_admin)
+    perk = Perk.objects.get()
+    codenames = ["view_perk", "change_perk"] + (["approve_perk"] if may_approve else [])
+    staff_user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="benefits", codename__in=codenames)
+    )
+    client.force_login(staff_user)
+    mailoutbox.clear()
+
+    response = client.post(
+        reverse("benefits_perks:edit", args=[perk.pk]), _edit_form(perk, status=Perk.Status.PUBLISHED)
+    )
+
+    assert response.status_code == 200
+    assert "waiting for approval: approve or reject it from its Review page" in response.text
+    assert 'value="published" selected' in response.text  # what was chosen is kept, with the reason it was refused
+    perk.refresh_from_db()
+    assert perk.status == Perk.Status.PENDING and perk.published_at is None
+    assert not AuditEntry.objects.filter(action="benefits.offer.approved").exists() and mailoutbox == []
+
+
+def test_the_perk_form_neither_publishes_a_rejected_offer_nor_rejects_one(client, offering_admin, approver):
+    submit(client, offering_admin)
+    perk = services.reject_offer(Perk.objects.get(), approver, "Too vague.")
+    client.force_login(approver)
+    edit = reverse("benefits_perks:edit", args=[perk.pk])
+
+    published = client.post(edit, _edit_form(perk, status=Perk.Status.PUBLISHED))
+    to_draft = client.post(edit, _edit_form(perk, status=Perk.Status.DRAFT))
+    perk.refresh_from_db()
+    rejected_again = client.post(edit, _edit_form(perk, status=Perk.Status.REJECTED))
+
+    assert published.status_code == 200 and "its organisation changes it and offers it again" in published.text
+    assert to_draft.status_code == 302  # taking it out of the queue is no decision
+    assert rejected_again.status_code == 200 and "rejected from its Review page" in rejected_again.text
+    perk.refresh_from_db()
+    assert perk.status == Perk.Status.DRAFT
+
+
+def test_staff_publish_their_own_perk_through_the_perk_form(client, offering_admin, approver):
+    submit(client, offering_admin)
+    perk = services.approve_offer(Perk.objects.get(), approver)
+    Perk.objects.filter(pk=perk.pk).update(status=Perk.Status.DRAFT, published_at=None)
+    perk.refresh_from_db()
+    client.force_login(approver)
+
+    response = client.post(
+        reverse("benefits_perks:edit", args=[perk.pk]), _edit_form(perk, status=Perk.Status.PUBLISHED)
+    )
+
+    assert response.status_code == 302
+    perk.refresh_from_db()
+    assert perk.status == Perk.Status.PUBLISHED and perk.published_at is not None
