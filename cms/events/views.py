@@ -60,6 +60,8 @@ def _price(pence: int) -> str:
 @require_http_methods(["GET", "POST"])
 def register(request: HttpRequest, event_id: int) -> HttpResponse:
     event = get_object_or_404(EventPage.objects.live(), pk=event_id)
+    if not _may_view(event, request):
+        raise Http404("No such event.")
     if request.method == "GET":
         return redirect(event.get_url(request))  # after logging in: the event page has the form
     form = RegistrationForm(request.POST, offers=services.offers_for(event, request.user))
@@ -80,6 +82,12 @@ def register(request: HttpRequest, event_id: int) -> HttpResponse:
     else:
         messages.success(request, "You are registered. Your ticket is on its way to your inbox.")
     return redirect("events:registration", registration.pk)
+
+
+def _may_view(event: EventPage, request: HttpRequest) -> bool:
+    """Whether Wagtail's privacy settings on the event's page and its ancestors (a log-in, groups, a password) let
+    this visitor read it: registering must not reach, by the page's id, an event its page would refuse."""
+    return all(restriction.accept_request(request) for restriction in event.get_view_restrictions())
 
 
 def _to_checkout(request: HttpRequest, registration: EventRegistration) -> HttpResponse:

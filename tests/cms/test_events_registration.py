@@ -5,7 +5,9 @@ from email.mime.image import MIMEImage
 
 import icalendar
 import pytest
+from django.contrib.auth.models import Group
 from django.utils import timezone
+from wagtail.models import PageViewRestriction
 
 from cms.events import services
 from cms.events.models import EventRegistration
@@ -183,6 +185,29 @@ def test_someone_cannot_register_under_an_organisation_they_do_not_belong_to(cli
     assert "Select a valid choice" in response.content.decode()
     assert 'value="Out Sider"' in response.content.decode()  # what was typed is kept
     assert not EventRegistration.objects.exists()
+
+
+@pytest.mark.parametrize("restriction_type", [PageViewRestriction.GROUPS, PageViewRestriction.PASSWORD])
+def test_an_event_behind_page_privacy_cannot_be_registered_for_by_its_id(client, restriction_type):
+    """Editors can restrict an event's page to groups or to a password; registering by the page's id must not get
+    round that, with its ticket and its online link."""
+    event = make_event("Board away day", online_url="https://meet.example.org/board-only")
+    restriction = PageViewRestriction.objects.create(page=event, restriction_type=restriction_type, password="s3cret")
+    board = Group.objects.create(name="Advisory board")
+    restriction.groups.set([board])
+    outsider = person("outsider@elsewhere.example")
+    client.force_login(outsider)
+    assert "board-only" not in client.get(event.url).text  # the page itself is refused
+
+    form = {"register_as": "individual", "name": "Out Sider"}
+    assert client.post(f"/my/events/register/{event.pk}/", form).status_code == 404
+    assert client.get(f"/my/events/register/{event.pk}/").status_code == 404
+    assert not EventRegistration.objects.exists()
+
+    if restriction_type == PageViewRestriction.GROUPS:  # one of the group registers as before
+        outsider.groups.add(board)
+        assert client.post(f"/my/events/register/{event.pk}/", form).status_code == 302
+        assert EventRegistration.objects.get().user == outsider
 
 
 def test_a_blank_badge_name_is_refused_and_the_choice_kept(client):
