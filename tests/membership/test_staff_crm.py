@@ -314,6 +314,29 @@ def test_it_marks_a_follow_up_done_and_open_again(crm, tyne, crm_staff):
     assert not follow_up.done
 
 
+def test_it_keeps_a_viewer_from_changing_follow_ups_or_editing_or_deleting_the_organisation(client, tyne):
+    """Staff who may only view organisations: each id-taking back-office address that changes something refuses
+    them (the back office answers a refusal with its home page and a message)."""
+    manager = factories.make_staff("manager@netech.example")
+    follow_up = services.add_follow_up(
+        tyne, manager, title="Call Noah", due_date=timezone.localdate(), assignee=manager
+    )
+    reader = factories.make_staff("reader@netech.example")
+    reader.user_permissions.add(*[p for p in membership_team_permissions() if p.codename == "view_organisation"])
+    client.force_login(reader)
+
+    done = client.post(reverse("crm_follow_ups:done", args=[follow_up.pk]), {"done": "1"})
+    edit = client.post(reverse("crm_organisations:edit", args=[tyne.pk]), _form_data(tyne, name="Hijacked"))
+    delete = client.post(reverse("crm_organisations:delete", args=[tyne.pk]))
+    pages = [client.get(reverse(f"crm_organisations:{name}", args=[tyne.pk])) for name in ("edit", "delete")]
+
+    assert all(r.status_code == 302 and r["Location"] == "/admin/" for r in [done, edit, delete, *pages])
+    follow_up.refresh_from_db()
+    tyne.refresh_from_db()
+    assert not follow_up.done and tyne.name == "Tyne Analytics"
+    assert Organisation.objects.filter(pk=tyne.pk).exists()
+
+
 def test_it_refuses_a_post_without_a_csrf_token(crm_staff, tyne):
     client = Client(enforce_csrf_checks=True)
     client.force_login(crm_staff)
