@@ -24,7 +24,9 @@ def admin_login_redirect(request: HttpRequest, *args, **kwargs) -> HttpResponseR
     whether that user may enter.
     """
     next_url = request.GET.get(REDIRECT_FIELD_NAME) or request.POST.get(REDIRECT_FIELD_NAME) or "/admin/"
-    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         next_url = "/admin/"
     if request.user.is_authenticated:
         # Sending a logged-in user who may not enter back to the log-in form would loop for ever.

@@ -64,6 +64,13 @@ def test_the_admin_login_redirect_refuses_other_sites(client, db):
     assert response["Location"] == "/accounts/login/?next=%2Fadmin%2F"
 
 
+def test_the_admin_login_redirect_keeps_a_secure_visit_on_https(client, db):
+    response = client.get("/admin/login/", {"next": "http://testserver/admin/pages/"}, secure=True)
+    assert response["Location"] == "/accounts/login/?next=%2Fadmin%2F"
+    response = client.get("/admin/login/", {"next": "https://testserver/admin/pages/"}, secure=True)
+    assert response["Location"] == "/accounts/login/?next=https%3A%2F%2Ftestserver%2Fadmin%2Fpages%2F"
+
+
 def test_staff_with_mfa_are_asked_for_their_code_at_login(client, staff_user):
     response = _login(client, staff_user.email)
     assert response.status_code == 302
