@@ -1,5 +1,6 @@
 from datetime import timedelta
 
+from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.db import transaction
 from django.utils import timezone
 
@@ -9,18 +10,28 @@ from accounts.models import ConsentRecord, User
 
 @transaction.atomic
 def purge_unverified_accounts(older_than_days: int = 14) -> int:
-    """Delete sign-ups whose e-mail address was never verified within ``older_than_days``.
+    """Delete abandoned sign-ups: people who signed up themselves but never verified their address within
+    ``older_than_days``.
 
-    They never logged in and hold nothing but an address, which is not kept without a reason. Staff
-    accounts are never touched. Running it again deletes nothing more: it is safe to retry.
+    They never logged in and hold nothing but an address, which is not kept without a reason. Only accounts
+    made through the sign-up form go, which always sets a password: an account the membership team or an
+    organisation made for someone (an imported contact, who has no password until they set one) is theirs to
+    remove, never this job's, and neither is anyone who belongs, or belonged, to an organisation. Staff accounts
+    are never touched. Running it again deletes nothing more: it is safe to retry.
     """
     cutoff = timezone.now() - timedelta(days=older_than_days)
-    stale = User.objects.filter(
-        date_joined__lt=cutoff,
-        last_login__isnull=True,
-        is_staff=False,
-        is_superuser=False,
-    ).exclude(emailaddress__verified=True)
+    stale = (
+        User.objects.filter(
+            date_joined__lt=cutoff,
+            last_login__isnull=True,
+            is_staff=False,
+            is_superuser=False,
+        )
+        .exclude(emailaddress__verified=True)
+        .exclude(password__startswith=UNUSABLE_PASSWORD_PREFIX)
+        # By the relation's name only: accounts depends on no other app.
+        .exclude(memberships__isnull=False)
+    )
     _, deleted = User.objects.filter(pk__in=list(stale.values_list("pk", flat=True))).delete()
     return deleted.get("accounts.User", 0)
 

@@ -1,12 +1,15 @@
 import re
+from datetime import timedelta
 
 import pytest
 from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import User
-from tests.factories import PASSWORD, current_totp, make_user
+from accounts.services import purge_unverified_accounts
+from tests.factories import PASSWORD, add_member, current_totp, make_organisation, make_user
 
 NEW_PASSWORD = "tyne-bridge-lights-2026"
 
@@ -129,3 +132,22 @@ def test_a_second_user_cannot_take_an_address_in_another_case(db):
     make_user("taken@example.org")
     with pytest.raises(Exception):  # noqa: B017 - the database's case-insensitive unique constraint
         User.objects.create_user("TAKEN@example.org")
+
+
+@pytest.mark.django_db
+def test_the_purge_removes_only_abandoned_sign_ups_never_people_an_organisation_or_the_team_added(client):
+    client.post(
+        reverse("account_signup"),
+        {"email": "abandoned@example.org", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+    )
+    # The team made an account for someone (as an import does): no password until they set one, not verified.
+    added = User.objects.create_user("added@example.org")
+    EmailAddress.objects.create(user=added, email=added.email, verified=False, primary=True)
+    # Someone who signed up and was then added to an organisation by the team, before verifying.
+    colleague = make_user("colleague@example.org", verified=False)
+    add_member(make_organisation("Wearside Robotics"), colleague)
+    User.objects.update(date_joined=timezone.now() - timedelta(days=15))
+
+    assert purge_unverified_accounts() == 1
+
+    assert set(User.objects.values_list("email", flat=True)) == {added.email, colleague.email}
