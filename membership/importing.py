@@ -2,18 +2,22 @@
 
 What an import guarantees:
 
-- Columns are found by name, in any order (``MemberImportResource`` lists them); each must be present. Other
-  columns are reported and ignored.
+- Columns are found by name, in any order (``MemberImportResource`` lists them); each must be present, once. Other
+  columns are reported and ignored, repeated or not. A CSV may be UTF-8, Windows' code page or UTF-16 (with its
+  byte order mark), separated by commas, semicolons or tabs, its lines ending in any way; a workbook cell holding a
+  formula's error (#N/A) is a row error, and control characters are left out of every text.
 - Every row is checked before anything is kept: if any row has an error, nothing is written. Rows are numbered as
   the spreadsheet numbers them (the header is row 1).
-- Contacts are matched by e-mail address ignoring case; organisations by company number, then website domain,
-  then name ignoring case. A weaker key never matches an organisation a stronger key contradicts (a different
-  company number, say), and one that matches several is an error. Rows without a company number join, in the
-  file, the one organisation with a company number (or website) that has their website (or name).
+- Contacts are matched by e-mail address ignoring case; organisations by company number (1234567 is 01234567),
+  then website domain, then name ignoring case and spacing: stored values are read the way the file's are. A
+  weaker key never matches an organisation a stronger key contradicts (a different company number, say), and one
+  that matches several is an error. Rows without a company number join, in the file, the one organisation with a
+  company number (or website) that has their website (or name); if several have it, that is an error too.
 - The same key (e-mail address, company number, website domain or name) repeated with different values is an
   error on the later row. A blank cell says nothing: it neither conflicts nor clears what is stored.
 - People's names are filled in only where empty (what someone typed in their account stands). Job titles and
-  roles are the organisation's and are updated; an import cannot take away an organisation's last admin.
+  roles are the organisation's and are updated; an import cannot take away an organisation's last admin (it can
+  hand the role over: whoever the file makes admin counts, in any row).
 - Marketing consent follows ``accounts.services.consents_from_import``: a "no" withdraws; a "yes" is recorded
   only for channels the person has never decided on, and never for someone who has logged in (they choose for
   themselves). A contact who withdrew stays withdrawn.
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
 import logging
 import os
@@ -43,7 +48,6 @@ from allauth.account.models import EmailAddress
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -60,7 +64,7 @@ from membership.models import (
     Tier,
     TierPrice,
 )
-from membership.resources import IMPORT_COLUMNS, MemberImportResource, domain_of
+from membership.resources import IMPORT_COLUMNS, CellError, MemberImportResource, company_number_key, domain_of
 from membership.services import MembershipError, record_audits
 
 BATCH = 2000
@@ -87,6 +91,9 @@ _IMPORT_LOCK = 7_350_001  # a PostgreSQL advisory lock: one import writes at a t
 
 class ImportFileError(Exception):
     """The file as a whole cannot be imported (not a spreadsheet, columns missing); the message says why."""
+
+
+_NOT_TEXT = "This CSV file could not be read as text: save it again as “CSV UTF-8”, or as .xlsx."
 
 
 @dataclass
@@ -168,25 +175,47 @@ class Sheet:
                 read += len(raw)
                 if first:
                     raw, first = raw.removeprefix(codecs.BOM_UTF8), False
-                try:
-                    yield raw.decode("utf-8")
-                except UnicodeDecodeError:  # Excel on Windows saves CSV in its own code page
-                    yield raw.decode("cp1252", errors="replace")
+                # Lines may end in a bare carriage return (Excel for Mac's "CSV (Macintosh)").
+                for line in raw.splitlines(keepends=True):
+                    try:
+                        yield line.decode("utf-8")
+                    except UnicodeDecodeError:  # Excel on Windows saves CSV in its own code page
+                        yield line.decode("cp1252", errors="replace")
 
-        source = lines()
+        def utf16_lines() -> Iterator[str]:
+            nonlocal read
+            text = io.TextIOWrapper(self._file, encoding="utf-16", newline="")
+            for line in text:
+                read = self._file.tell()
+                yield line
+
+        start = self._file.read(2)
+        self._file.seek(0)
+        source = utf16_lines() if start in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else lines()
         try:
             first_line = next(source)
         except StopIteration:
             return
-        delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+        except UnicodeDecodeError:
+            raise ImportFileError(_NOT_TEXT) from None
+        if "\0" in first_line:  # UTF-16 or UTF-32 without a byte order mark, or not text at all
+            raise ImportFileError(_NOT_TEXT)
+        delimiter = max((",", ";", "\t"), key=first_line.count)  # Excel's "Unicode Text" is tab-separated
 
         def chained() -> Iterator[str]:
             yield first_line
             yield from source
 
-        for number, cells in enumerate(csv.reader(chained(), delimiter=delimiter), start=1):
-            self._done = read / self.size if self.size else 1.0
-            yield number, cells
+        number = 0
+        try:
+            for number, cells in enumerate(csv.reader(chained(), delimiter=delimiter), start=1):
+                self._done = read / self.size if self.size else 1.0
+                yield number, cells
+        except (csv.Error, UnicodeDecodeError) as error:
+            raise ImportFileError(
+                f"Row {number + 1} of this CSV file could not be read ({error}): save it again as “CSV UTF-8”, "
+                "or as .xlsx."
+            ) from None
 
     def _xlsx_rows(self) -> Iterator[tuple[int, list]]:
         from openpyxl import load_workbook
@@ -196,10 +225,12 @@ class Sheet:
         except Exception as error:  # openpyxl raises many kinds for a damaged file
             raise ImportFileError("This Excel file could not be read: save it again as .xlsx, or as CSV.") from error
         sheet = self._workbook.worksheets[0]
-        total = sheet.max_row or 0
-        for number, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
-            self._done = min(1.0, number / total) if total else 0.0
-            yield number, list(cells)
+        total = sheet.max_row or 0  # as saved: only for the progress bar
+        # The saved dimensions may be stale (some programs write A1): believing them would lose rows and columns.
+        sheet.reset_dimensions()
+        for number, cells in enumerate(sheet.iter_rows(), start=1):
+            self._done = min(1.0, number / total) if total > 1 else 0.0
+            yield number, [CellError(cell.value) if cell.data_type == "e" else cell.value for cell in cells]
 
 
 def _blank(cells: list) -> bool:
@@ -213,12 +244,20 @@ def _name_key(name: str) -> str:
     return " ".join(name.lower().split())
 
 
+def _unchanged(index: int, stored, value) -> bool:
+    """Whether a stored organisation's value already says what the file says (a website written another way is
+    updated to the file's way, though it is no conflict between rows)."""
+    if index == WEBSITE:
+        return stored.lower().rstrip("/") == value.lower().rstrip("/")
+    return _same(index, stored, value)
+
+
 def _same(index: int, a, b) -> bool:
     """Whether two non-blank values of an organisation's column say the same thing."""
     if index == NAME:
         return _name_key(a) == _name_key(b)
-    if index == WEBSITE:
-        return a.lower().rstrip("/") == b.lower().rstrip("/")
+    if index == WEBSITE:  # by the domain organisations are matched by: www., scheme and a final / say nothing
+        return domain_of(a) == domain_of(b)
     if index in (TIER, TOWN, POSTCODE):
         return str(a).lower().replace(" ", "") == str(b).lower().replace(" ", "")
     return a == b
@@ -326,7 +365,7 @@ class _Org:
     changes: dict = field(default_factory=dict)
     contacts_added: int = 0
     contacts_updated: int = 0
-    admins: int | None = None  # known once a row asks to demote someone
+    admins: int | None = None  # known once a row asks to demote someone: admins after the file's promotions
 
 
 class SpreadsheetImport:
@@ -348,6 +387,7 @@ class SpreadsheetImport:
         self.groups: list[_Group] = []
         self.group_index: dict[tuple, int] = {}
         self.conflicts: dict[int, dict[str, list[str]]] = {}  # row -> messages found by comparing rows
+        self.file_admins: dict[int, tuple] = {}  # group -> hash(e-mail) of each contact the file makes admin
         self.tiers = self._tiers()
 
     # Pass one: check every row and collect the keys -----------------------------------------------------------
@@ -367,7 +407,9 @@ class SpreadsheetImport:
             if not heading:
                 continue
             if heading in positions:
-                raise ImportFileError(f"The column {heading} appears twice; keep one.")
+                if heading in wanted:  # which of the two to believe? (an extra column is ignored either way)
+                    raise ImportFileError(f"The column {heading} appears twice; keep one.")
+                continue
             positions[heading] = position
         missing = [column for column in wanted if column not in positions]
         if missing:
@@ -437,7 +479,16 @@ class SpreadsheetImport:
                     people[email_key] = merged
                 else:
                     people[email_key] = packed
+                if values["role"] == Role.ADMIN:  # tuples: most organisations have one admin, and sets are large
+                    group = self.group_index[key]
+                    self.file_admins[group] = (*self.file_admins.get(group, ()), email_key)
         self._resolve()
+        # By organisation, once groups that are one organisation are known.
+        admins: dict[int, tuple] = {}
+        for group, emails in self.file_admins.items():
+            canonical = self._canonical(group)
+            admins[canonical] = (*admins.get(canonical, ()), *emails)
+        self.file_admins = admins
 
     # Between the passes: match the file's organisations to those stored -----------------------------------------
 
@@ -445,45 +496,39 @@ class SpreadsheetImport:
         numbers = {g.values[NUMBER] for g in self.groups if g.values[NUMBER]}
         domains = {g.domain for g in self.groups if g.domain}
         names = {g.name for g in self.groups}
-        by_number: dict[str, tuple] = {}
+        by_number: dict[str, list[tuple]] = {}
         by_domain: dict[str, list[tuple]] = {}
         by_name: dict[str, list[tuple]] = {}
-        fields = ("pk", "name", "company_number", "website")
-        for chunk in _chunks(sorted(numbers)):
-            for row in Organisation.objects.filter(company_number__in=chunk).values_list(*fields):
-                by_number[row[2]] = row
-        if domains:
-            for row in Organisation.objects.exclude(website="").values_list(*fields).iterator(chunk_size=5000):
-                domain = domain_of(row[3])
-                if domain in domains:
-                    by_domain.setdefault(domain, []).append(row)
-        for chunk in _chunks(sorted(names)):
-            rows = Organisation.objects.annotate(lower_name=Lower("name")).filter(lower_name__in=chunk)
-            for row in rows.values_list(*fields):
-                by_name.setdefault(_name_key(row[1]), []).append(row)
+        # Every stored organisation, read once and keyed as the file's are: a number typed without its leading
+        # zero, a website with www. or a name with a double space still match. (A few thousand rows: one query.)
+        stored = Organisation.objects.order_by().values_list("pk", "name", "company_number", "website")
+        for pk, name, stored_number, website in stored.iterator(chunk_size=5000):
+            row = (pk, name, company_number_key(stored_number), domain_of(website) if website else "")
+            if row[2] in numbers:
+                by_number.setdefault(row[2], []).append(row)
+            if row[3] in domains:
+                by_domain.setdefault(row[3], []).append(row)
+            if (key := _name_key(name)) in names:
+                by_name.setdefault(key, []).append(row)
 
         for group in self.groups:
             number, domain = group.values[NUMBER], group.domain
-            if number and number in by_number:
-                group.target = by_number[number][0]
-                continue
             # A weaker key matches only organisations the stronger keys do not contradict.
-            how, fits = f"website {domain}", []
-            if domain:
+            how, column, fits = f"company number {number}", "company_number", by_number.get(number, [])
+            if domain and not fits:
+                how, column = f"website {domain}", "website"
                 fits = [row for row in by_domain.get(domain, []) if not (number and row[2] and row[2] != number)]
             if not fits:
-                how = f"name {group.values[NAME]}"
+                how, column = f"name {group.values[NAME]}", "organisation_name"
                 fits = [
                     row
                     for row in by_name.get(group.name, [])
-                    if not (number and row[2] and row[2] != number)
-                    and not (domain and row[3] and domain_of(row[3]) != domain)
+                    if not (number and row[2] and row[2] != number) and not (domain and row[3] and row[3] != domain)
                 ]
             if len(fits) == 1:
                 group.target = fits[0][0]
             elif len(fits) > 1:
                 names_found = ", ".join(sorted(row[1] for row in fits)[:5])
-                column = "website" if how.startswith("website") else "organisation_name"
                 group.error = (
                     column,
                     f"The {how} matches several organisations ({names_found}): add the company number.",
@@ -506,17 +551,36 @@ class SpreadsheetImport:
                 with_stronger_by_name.setdefault(group.name, []).append(index)
             elif group.key[0] == "domain":
                 with_stronger_by_name.setdefault(group.name, []).append(index)
-        for index, group in enumerate(self.groups):
+        # Names last: a name may be shared by groups found above to be one organisation.
+        for index in sorted(range(len(self.groups)), key=lambda index: self.groups[index].key[0] == "name"):
+            group = self.groups[index]
             if group.error:
                 continue
             if group.target is not None:
                 into = first_for_target[group.target]
-            elif group.key[0] == "domain" and len(with_number_by_domain.get(group.domain, [])) == 1:
-                into = with_number_by_domain[group.domain][0]
-            elif group.key[0] == "name" and len(with_stronger_by_name.get(group.name, [])) == 1:
-                into = with_stronger_by_name[group.name][0]
-            else:
+            elif group.key[0] == "number":
                 continue
+            else:
+                # Like a stored organisation, one of the file is matched only if it is the only one that matches.
+                if group.key[0] == "domain":
+                    how, column, found = f"website {group.domain}", "website", with_number_by_domain.get(group.domain)
+                else:
+                    how, column, found = (
+                        f"name {group.values[NAME]}",
+                        "organisation_name",
+                        with_stronger_by_name.get(group.name),
+                    )
+                candidates = sorted({self._canonical(other) for other in found or [] if not self.groups[other].error})
+                if not candidates:
+                    continue
+                if len(candidates) > 1:
+                    rows = ", ".join(str(self.groups[other].first_row) for other in candidates[:5])
+                    group.error = (
+                        column,
+                        f"The {how} matches several organisations in this file (rows {rows}): add the company number.",
+                    )
+                    continue
+                into = candidates[0]
             if into == index:
                 continue
             canonical = self.groups[into]
@@ -646,11 +710,6 @@ def _text(value) -> str:
     return "" if value is None else str(value).strip()[:200]
 
 
-def _chunks(items: list, size: int = 900) -> Iterator[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def _period_end(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
@@ -752,7 +811,7 @@ class _BatchWriter:
         instance = Organisation(pk=target, **{name: stored[name] for name in ORG_MODEL_FIELDS.values()})
         for index, model_field in ORG_MODEL_FIELDS.items():
             value = values[index]
-            if value in ("", None) or (stored[model_field] and _same(index, stored[model_field], value)):
+            if value in ("", None) or (stored[model_field] and _unchanged(index, stored[model_field], value)):
                 continue
             changes[model_field] = [stored[model_field], value]
             setattr(instance, model_field, value)
@@ -819,10 +878,11 @@ class _BatchWriter:
             return "unchanged", []
         job = self.job
         tier = job.tiers[values[TIER].lower()]
-        status = values[STATUS] or Status.ACTIVE
         renewal = values[RENEWAL]
         existing = self.subscriptions.get(org.pk, []) if org.pk else []
         live = next((s for s in existing if s.status in LIVE), None)
+        # A blank status says nothing about a live subscription; a new one is active.
+        status = values[STATUS] or (live.status if live else Status.ACTIVE)
         price = job.prices.get((tier.pk, org_type, size))
         needs_price = (live is None and status in LIVE) or (live is not None and live.tier_id != tier.pk)
         if needs_price and price is None:
@@ -946,13 +1006,11 @@ class _BatchWriter:
         if role and role != existing.role:
             if existing.role == Role.ADMIN:
                 if org.admins is None:
-                    org.admins = OrganisationMember.objects.admins().filter(organisation_id=org.pk).count()
+                    org.admins = self._admins_after_promotions(org, group)
                 if org.admins <= 1:
                     messages["role"] = [f"{email} is the only admin of {org.name}: make someone else admin first."]
                     return "error", []
                 org.admins -= 1
-            elif org.admins is not None:
-                org.admins += 1
             existing.role = role
             changes.append("role")
         if not changes:
@@ -960,6 +1018,12 @@ class _BatchWriter:
         self.updated_members[existing.pk] = existing
         org.contacts_updated += 1
         return "update", [f"{email}: {', '.join(changes)}"]
+
+    def _admins_after_promotions(self, org: _Org, group: int) -> int:
+        """The organisation's admins once everyone the file makes admin is (in any row, before or after this one):
+        demoting one of them is refused only if that would leave none."""
+        stored = set(OrganisationMember.objects.admins().filter(organisation_id=org.pk).values_list("user__email"))
+        return len(stored) + len(set(self.job.file_admins.get(group, ())) - {hash(email) for (email,) in stored})
 
     def _consent(self, email: str, wanted: bool | None) -> tuple[str, list[str]]:
         if wanted is None:

@@ -40,12 +40,29 @@ def neutralise(value):
 
 # Reading cells ------------------------------------------------------------------------------------------------
 
+# Invisible, and refused by a workbook (openpyxl's IllegalCharacterError): never kept from an imported cell.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class CellError:
+    """A workbook cell holding a formula's error (#N/A from a VLOOKUP, #REF!): it has no value to read."""
+
+    __slots__ = ("code",)
+
+    def __init__(self, code) -> None:
+        self.code = str(code)
+
+    def __str__(self) -> str:
+        return self.code
+
 
 def _text(value) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # spreadsheets store 1234 as 1234.0
+    elif isinstance(value, CellError):
+        raise ValueError(f"The cell holds a formula's error ({value}), not a value: correct the formula or clear it.")
     return str(value).strip()
 
 
@@ -56,6 +73,8 @@ class TextWidget(widgets.CharWidget):
 
     def clean(self, value, row=None, **kwargs) -> str:
         text = " ".join(_text(value).split())
+        if not text.isprintable():  # rare: a control character pasted from another program (a backspace, say)
+            text = CONTROL_CHARACTERS.sub("", text)
         if self.lower:
             text = text.lower()
         if self.upper:
@@ -83,13 +102,20 @@ class EmailWidget(TextWidget):
 COMPANY_NUMBER = re.compile(r"^(?:[A-Z]{2}\d{6}|\d{8})$")
 
 
+def company_number_key(value) -> str:
+    """A company number as Companies House writes it: no spaces, upper case, leading zeros restored (1234567 is
+    01234567). How a file's numbers are read, and how stored ones are compared with them."""
+    number = re.sub(r"\s+", "", _text(value)).upper()
+    if number.isdigit() and len(number) < 8:
+        number = number.zfill(8)
+    return number
+
+
 class CompanyNumberWidget(widgets.CharWidget):
     """Companies House numbers: 8 characters, e.g. 01234567 or SC123456; shorter numbers gain their leading zeros."""
 
     def clean(self, value, row=None, **kwargs) -> str:
-        number = re.sub(r"\s+", "", _text(value)).upper()
-        if number.isdigit() and len(number) < 8:
-            number = number.zfill(8)
+        number = company_number_key(value)
         if number and not COMPANY_NUMBER.match(number):
             raise ValueError(f"“{number}” is not a company number: 8 characters, like 01234567 or SC123456.")
         return number

@@ -90,6 +90,15 @@ def test_exported_cells_are_neutralised_in_a_workbook_too(team, hostile):
     assert dict(zip(header, row, strict=True))["name"] == "'" + DANGEROUS[0]
 
 
+def test_a_control_character_in_stored_text_does_not_break_a_workbook(team, hostile):
+    OrganisationMember.objects.update(job_title="CEO\x08")  # typed somewhere else than the import
+
+    response = team.get(EXPORT, {"export": "contacts", "format": "xlsx"})
+
+    header, row = list(load_workbook(io.BytesIO(response.content)).active.iter_rows(values_only=True))
+    assert dict(zip(header, row, strict=True))["job_title"] == "CEO"
+
+
 def test_the_contacts_export_has_the_import_columns(team, hostile):
     rows = _csv(team.get(EXPORT, {"export": "contacts", "format": "csv"}))
 

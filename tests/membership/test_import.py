@@ -1,14 +1,18 @@
 """Importing organisations and contacts from a spreadsheet, and the import_members command."""
 
-from datetime import UTC, date, datetime
+import codecs
+import re
+import zipfile
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from allauth.account.models import EmailAddress
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from accounts.models import ConsentRecord, User
-from accounts.services import current_consents, record_consents
+from accounts.services import current_consents, purge_unverified_accounts, record_consents
 from membership.importing import import_members
 from membership.models import (
     AuditEntry,
@@ -149,6 +153,29 @@ def test_a_no_withdraws_consent_given_before(tmp_path, growth):
     assert current_consents(bob) == {"newsletter": False, "events": False, "offers": False}
 
 
+def test_imported_contacts_survive_the_nightly_purge_of_unverified_sign_ups(tmp_path, growth):
+    # Imported contacts have no password and an unverified address until they take up their account.
+    assert run(write_csv(tmp_path / "members.csv", STANDARD_ROWS)).ok
+    User.objects.update(date_joined=timezone.now() - timedelta(days=15))
+
+    purge_unverified_accounts()
+
+    assert OrganisationMember.objects.count() == 3
+
+
+def test_a_withdrawal_outlives_the_purge_and_a_reimport(tmp_path, growth):
+    path = write_csv(tmp_path / "members.csv", STANDARD_ROWS)  # Ann: marketing_consent "yes"
+    run(path)
+    ann = User.objects.get(email="ann.lee@acme-robotics.example")
+    record_consents(ann, {"newsletter": False, "events": False, "offers": False}, source="unsubscribe link")
+    User.objects.update(date_joined=timezone.now() - timedelta(days=15))
+    purge_unverified_accounts()
+
+    run(path)
+
+    assert current_consents(User.objects.get(pk=ann.pk)) == {"newsletter": False, "events": False, "offers": False}
+
+
 def test_one_key_repeated_with_conflicting_values_is_an_error(tmp_path, growth):
     rows = [
         *STANDARD_ROWS,
@@ -174,6 +201,20 @@ def test_a_row_repeated_exactly_is_no_conflict(tmp_path, growth):
     assert OrganisationMember.objects.count() == 3
 
 
+def test_one_website_written_differently_is_no_conflict(tmp_path, growth):
+    rows = [
+        contact(ACME, "ann@acme-robotics.example", "Ann", "Lee"),  # https://www.acme-robotics.example
+        contact({**ACME, "website": "acme-robotics.example"}, "bob@acme-robotics.example", "Bob", "Kay"),
+        contact({**BEDE, "website": "http://bede-data.example"}, "cat@bede-data.example", "Cat", "Ng"),
+        contact({**BEDE, "website": "https://bede-data.example/"}, "dan@bede-data.example", "Dan", "Ng"),
+    ]
+
+    report = run(write_csv(tmp_path / "members.csv", rows))
+
+    assert report.ok, [error.messages for error in report.errors]
+    assert Organisation.objects.count() == 2
+
+
 def test_extra_columns_are_reported_and_ignored(tmp_path, growth):
     rows = [dict(row, notes="met at the summit", source="old CRM") for row in STANDARD_ROWS]
 
@@ -181,6 +222,18 @@ def test_extra_columns_are_reported_and_ignored(tmp_path, growth):
 
     assert report.ok and report.extra_columns == ["notes", "source"]
     assert Organisation.objects.count() == 2
+
+
+def test_an_extra_column_named_twice_is_ignored_but_a_known_one_named_twice_is_refused(tmp_path, growth):
+    rows = [dict(row, notes="met at the summit") for row in STANDARD_ROWS]
+
+    report = run(write_csv(tmp_path / "members.csv", rows, [*COLUMNS, "notes", "Notes"]))
+
+    assert report.ok and report.problems == [] and report.extra_columns == ["notes"]
+
+    report = run(write_csv(tmp_path / "twice.csv", STANDARD_ROWS, [*COLUMNS, "town"]))
+
+    assert report.problems == ["The column town appears twice; keep one."]
 
 
 def test_columns_may_come_in_any_order_and_any_case(tmp_path, growth):
@@ -233,6 +286,15 @@ def test_cells_are_checked_with_clear_messages(tmp_path, growth):
         "tier": ["There is no tier called “Platinum”: the tiers are Growth."],
     }
     assert errors[4] == {"renewal_date": ["Give the renewal date of a live membership."]}
+
+
+def test_control_characters_pasted_into_a_cell_are_left_out(tmp_path, growth):
+    rows = [contact(ACME, "ann.lee@acme-robotics.example", "Ann\x00", "Lee", job_title="CEO\x08")]
+
+    assert run(write_csv(tmp_path / "members.csv", rows)).ok
+
+    member = OrganisationMember.objects.select_related("user").get()
+    assert (member.job_title, member.user.first_name) == ("CEO", "Ann")
 
 
 def test_a_new_organisation_needs_its_type_and_size(tmp_path, growth):
@@ -298,16 +360,58 @@ def test_a_website_shared_by_two_organisations_is_an_error(tmp_path, growth):
     }
 
 
+def test_a_stored_company_number_or_name_written_another_way_still_matches(tmp_path, growth):
+    # Typed in the back office without its leading zero, or with a double space.
+    acme = factories.make_organisation("Acme Robotics Ltd", company_number="1234567")
+    code_club = factories.make_organisation("Code Club  North East", organisation_type="charity", size_band="1-9")
+    rows = [
+        contact({**ACME_PROFILE, "website": ""}, "ann@acme-robotics.example", "Ann", "Lee"),  # 01234567
+        contact({"organisation_name": "Code Club North East"}, "eve@codeclub.example", "Eve", "Hart"),
+    ]
+
+    report = run(write_csv(tmp_path / "members.csv", rows))
+
+    assert report.ok and Organisation.objects.count() == 2
+    assert {(m.organisation, m.user.email) for m in OrganisationMember.objects.select_related("user")} == {
+        (acme, "ann@acme-robotics.example"),
+        (code_club, "eve@codeclub.example"),
+    }
+
+
+def test_a_name_shared_by_two_organisations_of_the_file_is_an_error(tmp_path, growth):
+    twin = {**ACME, "company_number": "07654321", "website": "https://acme-north.example"}
+    rows = [
+        contact(ACME, "ann@acme-robotics.example", "Ann", "Lee"),
+        contact(twin, "zed@acme-north.example", "Zed", "Ray"),
+        contact({"organisation_name": "acme robotics ltd"}, "bob@acme.example", "Bob", "Kay"),
+    ]
+
+    report = run(write_csv(tmp_path / "members.csv", rows))
+
+    assert not report.written
+    assert {error.row_number: error.messages for error in report.errors} == {
+        4: {
+            "organisation_name": [
+                "The name acme robotics ltd matches several organisations in this file (rows 2, 3): add the company "
+                "number."
+            ]
+        }
+    }
+
+
 def test_rows_without_the_company_number_join_the_organisation_that_has_it(tmp_path, growth):
     rows = [
         contact(ACME, "ann@acme-robotics.example", "Ann", "Lee"),
         contact({"organisation_name": "ACME ROBOTICS LTD"}, "bob@acme-robotics.example", "Bob", "Kay"),
+        contact(
+            {"organisation_name": ACME["organisation_name"], "website": ACME["website"]}, "cy@acme.example", "C", "D"
+        ),
     ]
 
     report = run(write_csv(tmp_path / "members.csv", rows))
 
     assert report.ok and Organisation.objects.count() == 1
-    assert OrganisationMember.objects.filter(organisation__company_number="01234567").count() == 2
+    assert OrganisationMember.objects.filter(organisation__company_number="01234567").count() == 3
 
 
 def test_contacts_match_by_email_ignoring_case_and_keep_their_own_names(tmp_path, growth):
@@ -339,6 +443,48 @@ def test_an_import_cannot_take_away_an_organisations_last_admin(tmp_path, growth
     assert OrganisationMember.objects.get(user=ann).role == "admin"
 
 
+@pytest.mark.parametrize("promotion_first", [True, False])
+def test_the_admin_role_can_be_handed_over_in_one_file(tmp_path, growth, promotion_first):
+    acme = factories.make_organisation("Acme Robotics Ltd", company_number="01234567")
+    ann = factories.make_user("ann.lee@acme-robotics.example")
+    bob = factories.make_user("bob.kay@acme-robotics.example")
+    factories.add_member(acme, ann, OrganisationMember.Role.ADMIN)
+    factories.add_member(acme, bob, OrganisationMember.Role.MEMBER)
+    rows = [
+        contact(ACME_PROFILE, bob.email, "Bob", "Kay", role="admin"),
+        contact(ACME_PROFILE, ann.email, "Ann", "Lee", role="member"),
+    ]
+
+    report = run(write_csv(tmp_path / "members.csv", rows if promotion_first else rows[::-1]))
+
+    assert report.ok, [error.messages for error in report.errors]
+    assert dict(OrganisationMember.objects.values_list("user__email", "role")) == {
+        bob.email: "admin",
+        ann.email: "member",
+    }
+
+
+def test_an_import_cannot_demote_every_admin(tmp_path, growth):
+    acme = factories.make_organisation("Acme Robotics Ltd", company_number="01234567")
+    for email in ("ann.lee@acme-robotics.example", "bob.kay@acme-robotics.example"):
+        factories.add_member(acme, factories.make_user(email), OrganisationMember.Role.ADMIN)
+    rows = [
+        contact(ACME_PROFILE, "ann.lee@acme-robotics.example", "Ann", "Lee", role="member"),
+        contact(ACME_PROFILE, "bob.kay@acme-robotics.example", "Bob", "Kay", role="member"),
+    ]
+
+    report = run(write_csv(tmp_path / "members.csv", rows))
+
+    assert {error.row_number: error.messages for error in report.errors} == {
+        3: {
+            "role": [
+                "bob.kay@acme-robotics.example is the only admin of Acme Robotics Ltd: make someone else admin first."
+            ]
+        }
+    }
+    assert OrganisationMember.objects.admins().count() == 2
+
+
 def test_a_subscription_changes_when_the_file_says_so(tmp_path, growth):
     run(write_csv(tmp_path / "members.csv", STANDARD_ROWS[:1]))
     rows = [contact({**ACME, "subscription_status": "lapsed"}, "ann.lee@acme-robotics.example", "Ann", "Lee")]
@@ -350,6 +496,17 @@ def test_a_subscription_changes_when_the_file_says_so(tmp_path, growth):
     assert subscription.status == "lapsed" and subscription.ended_at is not None
     entry = AuditEntry.objects.get(action="membership.organisation.import_updated")
     assert entry.changes == {"subscription status": ["active", "lapsed"]}
+
+
+def test_a_blank_subscription_status_leaves_the_stored_one(tmp_path, growth):
+    run(write_csv(tmp_path / "members.csv", STANDARD_ROWS[:1]))
+    Subscription.objects.update(status=Subscription.Status.PAST_DUE)
+    rows = [contact({**ACME, "subscription_status": ""}, "ann.lee@acme-robotics.example", "Ann", "Lee")]
+
+    report = run(write_csv(tmp_path / "again.csv", rows))
+
+    assert report.ok and report.counts == {"unchanged": 1}
+    assert Subscription.objects.get().status == Subscription.Status.PAST_DUE
 
 
 def test_a_tier_without_a_price_for_the_organisation_is_an_error(tmp_path, growth):
@@ -385,6 +542,39 @@ def test_an_excel_workbook_with_date_cells_imports(tmp_path, growth):
     assert subscription.current_period_end.astimezone().date() == date(2027, 3, 31)
 
 
+def test_a_workbook_whose_saved_dimensions_are_stale_is_read_whole(tmp_path, growth):
+    # Some programs save <dimension ref="A1"/> whatever the sheet holds.
+    path = write_xlsx(tmp_path / "members.xlsx", STANDARD_ROWS)
+    stale = tmp_path / "stale.xlsx"
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(stale, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data, found = re.subn(rb'<dimension ref="[^"]*" ?/>', b'<dimension ref="A1"/>', data)
+                assert found == 1
+            target.writestr(item, data)
+
+    report = run(stale)
+
+    assert report.ok and report.counts == {"new": 3}, (report.problems, report.errors)
+
+
+def test_a_formula_error_in_a_workbook_is_an_error_not_text(tmp_path, growth):
+    # openpyxl writes "#N/A" as an error cell, as Excel saves a VLOOKUP that found nothing.
+    rows = [*STANDARD_ROWS, contact({**BEDE, "organisation_name": "#N/A"}, "dan@bede-data.example", "Dan", "Ng")]
+
+    report = run(write_xlsx(tmp_path / "members.xlsx", rows))
+
+    assert not report.written and not Organisation.objects.exists()
+    assert {error.row_number: error.messages for error in report.errors} == {
+        5: {
+            "organisation_name": [
+                "The cell holds a formula's error (#N/A), not a value: correct the formula or clear it."
+            ]
+        }
+    }
+
+
 def test_a_csv_saved_by_excel_with_semicolons_and_its_own_code_page_imports(tmp_path, growth):
     path = tmp_path / "members.csv"
     lines = [
@@ -397,6 +587,45 @@ def test_a_csv_saved_by_excel_with_semicolons_and_its_own_code_page_imports(tmp_
 
     assert report.ok
     assert User.objects.get().get_full_name() == "Zoë Brontë"
+
+
+def test_a_csv_with_old_mac_line_endings_imports(tmp_path, growth):
+    path = write_csv(tmp_path / "members.csv", STANDARD_ROWS)
+    path.write_bytes(path.read_bytes().replace(b"\r\n", b"\r"))  # Excel for Mac's "CSV (Macintosh)"
+
+    report = run(path)
+
+    assert report.ok and report.counts == {"new": 3}
+
+
+def test_a_utf16_file_with_tabs_imports_and_one_that_is_not_text_is_refused(tmp_path, growth):
+    path = tmp_path / "members.csv"
+    lines = [COLUMNS, *([row.get(column, "") for column in COLUMNS] for row in STANDARD_ROWS)]
+    path.write_bytes("\r\n".join("\t".join(line) for line in lines).encode("utf-16"))  # Excel's "Unicode Text"
+
+    assert run(path).counts == {"new": 3}
+
+    path.write_bytes(path.read_bytes().removeprefix(codecs.BOM_UTF16_LE))  # no byte order mark to go by
+    before = counts()
+
+    report = run(path)
+
+    assert report.problems == ["This CSV file could not be read as text: save it again as “CSV UTF-8”, or as .xlsx."]
+    assert counts() == before
+
+
+def test_a_csv_that_cannot_be_read_halfway_is_refused_and_nothing_is_written(tmp_path, growth):
+    path = write_csv(tmp_path / "members.csv", STANDARD_ROWS)
+    # A quote that is never closed: the rest of the file would be one cell.
+    path.write_bytes(path.read_bytes() + b'"Zed Ltd,' + b"x" * 140_000 + b"\r\n")
+
+    report = run(path)
+
+    assert report.problems == [
+        "Row 5 of this CSV file could not be read (field larger than field limit (131072)): save it again as "
+        "“CSV UTF-8”, or as .xlsx."
+    ]
+    assert counts() == {model.__name__: 0 for model in MODELS}
 
 
 # The command ----------------------------------------------------------------------------------------------------
