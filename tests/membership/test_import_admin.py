@@ -111,6 +111,8 @@ def test_only_staff_holding_the_import_permission_may_import(client, staff_user,
     importer = factories.make_staff("data@netech.example")
     importer.user_permissions.add(Permission.objects.get(codename="import_members"))
     record, _ = importing.start_import(SimpleUploadedFile("members.csv", path.read_bytes()), importer)
+    preview = client.get(f"{IMPORT}{record.pk}/")  # its rows hold people's names and addresses
+    assert preview.status_code == 302 and preview["Location"] == "/admin/"
     assert client.post(f"{IMPORT}{record.pk}/confirm/").status_code == 302
     record.refresh_from_db()
     assert record.status == MemberImport.Status.CHECKED and Organisation.objects.count() == 0
