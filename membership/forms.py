@@ -18,6 +18,16 @@ def https_urls(model_field, **kwargs):
     return model_field.formfield(**kwargs)
 
 
+# Mail services anyone can sign up to: listing one would offer the organisation to every stranger with an address
+# there, as colleagues who may ask to join.
+PERSONAL_EMAIL_DOMAINS = frozenset([
+    "aol.com", "btinternet.com", "gmail.com", "gmx.co.uk", "gmx.com", "googlemail.com", "hotmail.co.uk",
+    "hotmail.com", "icloud.com", "live.co.uk", "live.com", "mac.com", "mail.com", "me.com", "msn.com", "outlook.com",
+    "proton.me", "protonmail.com", "sky.com", "talktalk.net", "virginmedia.com", "yahoo.co.uk", "yahoo.com",
+    "yandex.com", "zoho.com",
+])  # fmt: skip
+
+
 class OrganisationForm(forms.ModelForm):
     """An organisation's own profile, as its admins edit it in the member portal."""
 
@@ -72,6 +82,10 @@ class OrganisationForm(forms.ModelForm):
                 continue
             if "." not in domain or " " in domain or "/" in domain:
                 raise forms.ValidationError(f"“{domain}” is not an e-mail domain, e.g. example.co.uk.")
+            if domain in PERSONAL_EMAIL_DOMAINS:
+                raise forms.ValidationError(
+                    f"Anyone can have an address at {domain}: list only your organisation's own domain."
+                )
             domains.append(domain)
         return ", ".join(dict.fromkeys(domains))
 

@@ -108,6 +108,22 @@ def test_saving_the_profile_is_audited(client, admin_org, org_admin):
     assert entry.changes["town"] == ["Newcastle upon Tyne", "Gateshead"]
 
 
+def test_a_personal_mail_service_cannot_be_listed_as_the_organisations_domain(client, admin_org, org_admin):
+    """Listing gmail.com would offer the organisation to every stranger with an address there."""
+    before = admin_org.email_domains
+    client.force_login(org_admin)
+
+    response = client.post(
+        f"/my/org/{admin_org.slug}/profile/",
+        _profile_data(admin_org, email_domains="tyne-analytics.example, Gmail.com"),
+    )
+
+    assert response.status_code == 200  # the form again, with what was typed
+    assert "Anyone can have an address at gmail.com" in response.content.decode()
+    admin_org.refresh_from_db()
+    assert admin_org.email_domains == before
+
+
 def test_a_profile_error_keeps_what_was_typed_and_saves_nothing(client, admin_org, org_admin):
     client.force_login(org_admin)
     data = _profile_data(admin_org, description="Typed with care", company_number="123", website="not a url")
