@@ -32,8 +32,10 @@ import stripe
 from django.conf import settings
 from django.core import signing
 from django.db import connection, transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateformat import format as date_format
 
 from accounts.models import User
 from config.celery import queue_on_commit
@@ -117,6 +119,12 @@ def format_pence(pence: int) -> str:
     return f"£{pounds:,}.{rest:02d}"
 
 
+def with_vat(pence: int) -> int:
+    """``pence`` before VAT with VAT at ``VAT_RATE_PERCENT`` added, rounded to the penny (half up), as Stripe's tax
+    rate adds it (see ``_ensure_vat_rate``): what the member is charged and our e-mails quote."""
+    return pence + (pence * settings.VAT_RATE_PERCENT + 50) // 100
+
+
 def billing_page_path(organisation: Organisation) -> str:
     """The portal's billing page (``membership:billing``), spelt out: it is the contract with Stripe's
     success and cancel URLs, which must not change with the URLconf."""
@@ -148,6 +156,7 @@ def start_card_checkout(organisation: Organisation, tier: Tier, interval: str, a
     demo = settings.DEMO_PAYMENTS
     customer_id = None if demo else _ensure_customer(organisation)
     product_id = None if demo else _ensure_product(tier)
+    vat_rate_id = None if demo else _ensure_vat_rate()
     with transaction.atomic():
         organisation = _lock_for_new_subscription(organisation)
         subscription = _create_pending(organisation, tier, actor, interval, amount, PaymentMethod.CARD)
@@ -157,7 +166,7 @@ def start_card_checkout(organisation: Organisation, tier: Tier, interval: str, a
             return demo_checkout_url(subscription)
         session = _call(
             lambda client: client.v1.checkout.sessions.create(
-                params=_checkout_params(subscription, customer_id, product_id),
+                params=_checkout_params(subscription, customer_id, product_id, vat_rate_id),
                 options=stripe_api.options(f"checkout-session-sub-{subscription.pk}"),
             )
         )
@@ -169,7 +178,8 @@ def start_card_checkout(organisation: Organisation, tier: Tier, interval: str, a
 def start_invoice_subscription(organisation: Organisation, tier: Tier, actor: User, po_number: str) -> Subscription:
     """Start an annual membership paid by invoice (public bodies: bank transfer, 30 days, PO number on it).
 
-    Guarantees: as ``start_card_checkout`` for who may and for one live subscription; Stripe raises the
+    Guarantees: as ``start_card_checkout`` for who may and for one live subscription (a card checkout left
+    unfinished is closed and cancelled first); Stripe raises the
     invoice (``collection_method=send_invoice``, due in 30 days, the PO number as a custom field on it and in
     the subscription's description and metadata) and our ``Invoice`` row mirrors it, open, with Stripe's
     hosted link. The subscription stays ``pending`` until the invoice is paid. Stripe failing writes nothing.
@@ -180,11 +190,13 @@ def start_invoice_subscription(organisation: Organisation, tier: Tier, actor: Us
     if organisation.needs_purchase_order and not po_number:
         raise MembershipError(f"{organisation}'s invoices must quote a purchase order number. Please add one.")
     amount = _price_or_refuse(tier, organisation, Interval.YEAR)
+    _abandon_unfinished_checkout(organisation, actor)  # a card checkout left unfinished gives way to the invoice
     _refuse_if_member(organisation)  # before Stripe makes anything for a request that will be refused
     _end_lapsed_at_stripe(organisation)
     demo = settings.DEMO_PAYMENTS
     customer_id = None if demo else _ensure_customer(organisation)
     product_id = None if demo else _ensure_product(tier)
+    vat_rate_id = None if demo else _ensure_vat_rate()
     with transaction.atomic():
         organisation = _lock_for_new_subscription(organisation)
         subscription = _create_pending(
@@ -195,7 +207,7 @@ def start_invoice_subscription(organisation: Organisation, tier: Tier, actor: Us
             subscription.save(update_fields=["stripe_subscription_id"])
             first_invoice = _demo_invoice(subscription, status=Invoice.Status.OPEN)
         else:
-            first_invoice = _create_invoiced_subscription(subscription, customer_id, product_id)
+            first_invoice = _create_invoiced_subscription(subscription, customer_id, product_id, vat_rate_id)
         _sync_invoice(first_invoice, subscription)
         return subscription
 
@@ -383,6 +395,35 @@ def _ensure_product(tier: Tier) -> str:
         return product.id
 
 
+VAT_RATE_PURPOSE = "membership_vat"
+
+
+def _ensure_vat_rate() -> str:
+    """The Stripe tax rate that adds VAT at ``VAT_RATE_PERCENT`` to our prices (which are before VAT): found among
+    the account's active rates by its metadata, or made once (the key, from the rate, returns the same one to a
+    retry). Every subscription item carries it, so Stripe charges what our e-mails quote (``with_vat``). A fixed
+    rate rather than Stripe Tax: members are charged exactly the rate we promise, whatever their address."""
+    percent = settings.VAT_RATE_PERCENT
+    rates = _call(lambda client: client.v1.tax_rates.list(params={"active": True, "inclusive": False, "limit": 100}))
+    for rate in rates.to_dict()["data"]:
+        if (rate.get("metadata") or {}).get("purpose") == VAT_RATE_PURPOSE and rate.get("percentage") == percent:
+            return rate["id"]
+    params = {
+        "display_name": "VAT",
+        "description": f"UK VAT at {percent}%",
+        "percentage": percent,
+        "inclusive": False,
+        "country": "GB",
+        "jurisdiction": "GB",
+        "tax_type": "vat",
+        "metadata": {"purpose": VAT_RATE_PURPOSE},
+    }
+    created = _call(
+        lambda client: client.v1.tax_rates.create(params=params, options=stripe_api.options(f"tax-rate-vat-{percent}"))
+    )
+    return created.id
+
+
 def _metadata(subscription: Subscription) -> dict[str, str]:
     return {"subscription_id": str(subscription.pk), "organisation_id": str(subscription.organisation_id)}
 
@@ -397,18 +438,27 @@ def _price_data(subscription: Subscription, product_id: str) -> dict:
     }
 
 
+def po_number_fields(po_number: str) -> dict:
+    """The Stripe customer's invoice settings that print ``po_number`` on its invoices. Custom fields are the
+    customer's: Stripe prints them on every invoice it raises from then on, so without a PO number they are
+    cleared (an empty string unsets them), or an earlier membership's purchase order would be quoted."""
+    return {"invoice_settings": {"custom_fields": [{"name": "PO number", "value": po_number}] if po_number else ""}}
+
+
 def _description(subscription: Subscription) -> str:
     text = f"{subscription.tier} membership for {subscription.organisation}"
     return f"{text}, PO {subscription.po_number}" if subscription.po_number else text
 
 
-def _checkout_params(subscription: Subscription, customer_id: str, product_id: str) -> dict:
+def _checkout_params(subscription: Subscription, customer_id: str, product_id: str, vat_rate_id: str) -> dict:
     organisation = subscription.organisation
+    item = {"quantity": 1, "price_data": _price_data(subscription, product_id), "tax_rates": [vat_rate_id]}
     return {
         "mode": "subscription",
         "customer": customer_id,
         "client_reference_id": str(subscription.pk),
-        "line_items": [{"quantity": 1, "price_data": _price_data(subscription, product_id)}],
+        # The tax rate goes onto the subscription's item, so the renewals are charged VAT too.
+        "line_items": [item],
         "metadata": _metadata(subscription),
         # The Stripe subscription carries our ids too, so its own events (which may come before the
         # checkout's) find our row.
@@ -418,26 +468,24 @@ def _checkout_params(subscription: Subscription, customer_id: str, product_id: s
     }
 
 
-def _create_invoiced_subscription(subscription: Subscription, customer_id: str, product_id: str) -> dict:
+def _create_invoiced_subscription(
+    subscription: Subscription, customer_id: str, product_id: str, vat_rate_id: str
+) -> dict:
     """Make the Stripe subscription that invoices yearly, and return its first invoice, finalised (open)."""
-    if subscription.po_number:
-        # Custom fields are the customer's: Stripe prints them on this invoice and on the renewals.
-        _call(
-            lambda client: client.v1.customers.update(
-                customer_id,
-                params={
-                    "invoice_settings": {"custom_fields": [{"name": "PO number", "value": subscription.po_number}]}
-                },
-                options=stripe_api.options(f"customer-po-sub-{subscription.pk}"),
-            )
+    _call(
+        lambda client: client.v1.customers.update(
+            customer_id,
+            params=po_number_fields(subscription.po_number),
+            options=stripe_api.options(f"customer-po-sub-{subscription.pk}"),
         )
+    )
     created = _call(
         lambda client: client.v1.subscriptions.create(
             params={
                 "customer": customer_id,
                 "collection_method": "send_invoice",
                 "days_until_due": INVOICE_DAYS_UNTIL_DUE,
-                "items": [{"price_data": _price_data(subscription, product_id)}],
+                "items": [{"price_data": _price_data(subscription, product_id), "tax_rates": [vat_rate_id]}],
                 "description": _description(subscription),
                 "metadata": {**_metadata(subscription), "po_number": subscription.po_number},
                 "expand": ["latest_invoice"],
@@ -464,9 +512,11 @@ def mark_invoice_paid_out_of_band(invoice: Invoice, actor: User, reference: str)
     """Finance records an invoice paid by bank transfer, quoting the payment's reference.
 
     Guarantees: staff only; the invoice becomes paid (``paid_out_of_band``) once, however often this runs;
-    its subscription, if pending or unpaid, becomes active; both changes are audited. Outside demo mode Stripe
-    is told first (``invoices.pay`` with ``paid_out_of_band``), so it stops chasing; if Stripe cannot be told,
-    ``MembershipError`` and nothing is written.
+    its subscription, if pending or unpaid, becomes active, unless a later invoice of it is still unpaid; both
+    changes are audited. An invoice already paid through Stripe (by card) is refused with ``MembershipError``
+    saying so: the transfer is a second payment, for finance to refund, and nothing is recorded. Outside demo
+    mode Stripe is told first (``invoices.pay`` with ``paid_out_of_band``), so it stops chasing; if Stripe cannot
+    be told, ``MembershipError`` and nothing is written.
     """
     if not actor.is_staff:
         raise MembershipError("Only the membership team's finance staff can mark an invoice paid.")
@@ -477,14 +527,22 @@ def mark_invoice_paid_out_of_band(invoice: Invoice, actor: User, reference: str)
         # Subscription first, then invoice: the order the webhook locks them in, so the two never deadlock.
         subscription = _locked(invoice.subscription_id) if invoice.subscription_id else None
         invoice = Invoice.objects.select_for_update().select_related("organisation").get(pk=invoice.pk)
+        if invoice.status == Invoice.Status.PAID and invoice.paid_out_of_band:
+            return invoice  # recorded already (a double submit): once is enough
         if invoice.status == Invoice.Status.PAID:
-            return invoice
+            # Paid at Stripe meanwhile (by card on its invoice page): this transfer would be a second payment.
+            paid = f" on {date_format(timezone.localtime(invoice.paid_at), 'j F Y')}" if invoice.paid_at else ""
+            raise MembershipError(
+                f"Invoice {invoice} was already paid through Stripe{paid}, so the bank transfer {reference} was not "
+                f"recorded against it. If {invoice.organisation} has paid twice, refund one of the payments."
+            )
         if invoice.status != Invoice.Status.OPEN:
             raise MembershipError(f"Invoice {invoice} is {invoice.get_status_display().lower()}; it cannot be paid.")
         _tell_stripe_paid_out_of_band(invoice)
         _record_paid_out_of_band(invoice, actor, reference)
         if subscription is not None:
-            _activate_after_payment(subscription, actor)
+            if not _newer_invoice_open(invoice):
+                _activate_after_payment(subscription, actor)
             if subscription.status == Status.LAPSED:
                 _record_paid_after_lapse(invoice, subscription)
         return invoice
@@ -517,6 +575,15 @@ def _record_paid_out_of_band(invoice: Invoice, actor: User, reference: str) -> N
         changes={"status": [before, Invoice.Status.PAID], "reference": [None, reference]},
     )
     _record_invoice_paid(invoice)
+
+
+def _newer_invoice_open(invoice: Invoice) -> bool:
+    """Whether a later invoice of the same subscription (a renewal, after an older prorated one) is still unpaid:
+    then paying this one settles an older debt, and the membership stays as unpaid as the later invoice leaves it
+    (as Stripe judges a subscription by its latest invoice)."""
+    newer = Q(created_at__gt=invoice.created_at) | Q(created_at=invoice.created_at, pk__gt=invoice.pk)
+    others = Invoice.objects.filter(subscription=invoice.subscription_id, status=Invoice.Status.OPEN)
+    return others.filter(newer).exists()
 
 
 def _activate_after_payment(subscription: Subscription, actor: User | None) -> None:
@@ -795,16 +862,23 @@ def _on_invoice(invoice: dict, *, failed: bool) -> None:
     already_paid = lapsed and Invoice.objects.filter(stripe_invoice_id=invoice["id"], status="paid").exists()
     row = _sync_invoice(invoice, subscription)
     stripe_subscription = _subscription_of(invoice) or _current("subscription", reference)
-    # A failure of the subscription's latest invoice, still unpaid now, means unpaid whatever the status says.
-    unpaid = (
-        failed and invoice.get("status") == "open" and _id(stripe_subscription.get("latest_invoice")) == invoice["id"]
-    )
-    before = subscription.status
+    unpaid = failed and _failure_means_unpaid(invoice, stripe_subscription)
     _sync_subscription(subscription, stripe_subscription, unpaid=unpaid)
-    if subscription.status == Status.PAST_DUE and before != Status.PAST_DUE:
-        _queue_payment_failed_notice(subscription)
     if lapsed and row.status == Invoice.Status.PAID and not already_paid and subscription.status == Status.LAPSED:
         _record_paid_after_lapse(row, subscription)
+
+
+def _failure_means_unpaid(invoice: dict, stripe_subscription: dict) -> bool:
+    """A failure of the subscription's latest invoice, still unpaid now, means unpaid whatever the status says;
+    but not for an invoice sent to be paid within its days (``send_invoice``) that is not yet due: a card tried
+    on its page and declined leaves the member the rest of those days, as Stripe does (it keeps the subscription
+    active until the due date)."""
+    if invoice.get("status") != "open" or _id(stripe_subscription.get("latest_invoice")) != invoice["id"]:
+        return False
+    if invoice.get("collection_method") != "send_invoice":
+        return True
+    due = _when(invoice.get("due_date"))
+    return due is not None and due <= timezone.now()
 
 
 def _subscription_of(invoice: dict) -> dict | None:
@@ -928,16 +1002,36 @@ def _sync_subscription(subscription: Subscription, data: dict, *, unpaid: bool =
     subscription.stripe_subscription_id = subscription.stripe_subscription_id or data["id"]
     terms_before = {field: getattr(subscription, field) for field in _TERMS}
     row_before = _synced_fields(subscription)
+    ended_as_set = _ended_as_set(subscription, data, target)  # judged on the terms as they were
     _copy_terms(subscription, data)
     _copy_period(subscription, data)
-    if target == subscription.status:
+    if ended_as_set:
+        from membership import renewals  # renewals uses this module
+
+        subscription.save()  # the terms and period copied above
+        renewals.record_ended_at_stripe(subscription, _when(data["ended_at"]))
+    elif target == subscription.status:
         if _synced_fields(subscription) != row_before:  # a repeat of what we know writes nothing
             subscription.save()
     else:
         fields = {**_status_fields(target, data), **({"ended_at": None} if lapsed else {})}
         why = "its payment arrived after it lapsed" if lapsed else f"Stripe says {data.get('status')}"
         _change_status(subscription, target, why, action=_REINSTATED if lapsed else None, **fields)
+        if target == Status.PAST_DUE:
+            # Whichever of Stripe's events says so first (the subscription's update or the invoice's failure; they
+            # come in no fixed order), becoming past due means a payment failed: the member is asked to fix it.
+            _queue_payment_failed_notice(subscription)
     _audit_terms(subscription, terms_before)
+
+
+def _ended_as_set(subscription: Subscription, data: dict, target: str) -> bool:
+    """Whether Stripe ended, at its period's end, an active membership set to end then. That is no cancellation
+    but the end the renewals job records as a lapse (``renewals.lapse_expired``), with its e-mail."""
+    if target != Status.CANCELLED or subscription.status != Status.ACTIVE:
+        return False
+    set_to_end = subscription.cancel_at_period_end or not subscription.auto_renew or data.get("cancel_at_period_end")
+    ended, period_end = _when(data.get("ended_at")), _copied_period(data)[1] or subscription.current_period_end
+    return bool(set_to_end) and ended is not None and period_end is not None and ended >= period_end
 
 
 _SYNCED = [
@@ -1208,13 +1302,14 @@ def _demo_invoice(subscription: Subscription, *, status: str, start: datetime | 
     """A Stripe-shaped invoice for the demo; its hosted page is the organisation's billing page."""
     start = start or timezone.now()
     paid = status == Invoice.Status.PAID
+    total = with_vat(subscription.amount_pence)  # as Stripe's tax rate adds it
     invoice = {
         "id": f"demo_in_{subscription.pk}",
         "object": "invoice",
         "status": status,
         "number": f"DEMO-{subscription.pk:05d}",
-        "amount_due": subscription.amount_pence,
-        "amount_paid": subscription.amount_pence if paid else 0,
+        "amount_due": total,
+        "amount_paid": total if paid else 0,
         "currency": subscription.currency.lower(),
         "hosted_invoice_url": billing_page_url(subscription.organisation),
         "due_date": None if paid else int((start + timedelta(days=INVOICE_DAYS_UNTIL_DUE)).timestamp()),

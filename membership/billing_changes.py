@@ -27,8 +27,11 @@ webhook re-reads the subscription and records it, as for any change made at Stri
 it delivers that signed event, with the subscription as it now is, through the same webhook code.
 """
 
+import hashlib
+import json
 import logging
 import time
+from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
@@ -44,6 +47,7 @@ from membership.billing import (
     _deliver_demo_event,
     _ensure_customer,
     _ensure_product,
+    _ensure_vat_rate,
     _first_item,
     _id,
     _locked,
@@ -55,6 +59,8 @@ from membership.billing import (
     demo_product_id,
     format_pence,
     one_period_later,
+    po_number_fields,
+    with_vat,
 )
 from membership.models import Invoice, Organisation, Subscription, Tier
 from membership.renewals import long_date
@@ -66,6 +72,7 @@ Status = Subscription.Status
 PaymentMethod = Subscription.PaymentMethod
 DEMO_CARD_SALT = "membership.billing.demo_card"
 _CHANGEABLE = [Status.ACTIVE]
+_MICROSECOND = timedelta(microseconds=1)
 _CANCELLABLE = [Status.ACTIVE, Status.PAST_DUE, Status.GRACE]
 
 
@@ -83,15 +90,17 @@ def change_tier(organisation: Organisation, tier: Tier, actor: User) -> str:
     _require_admin(organisation, actor)
     _check_tier_change(_live(organisation, _CHANGEABLE), tier)  # before Stripe makes a product for nothing
     product_id = None if settings.DEMO_PAYMENTS else _ensure_product(tier)
+    vat_rate_id = None if settings.DEMO_PAYMENTS else _ensure_vat_rate()
     with transaction.atomic():
         subscription = _locked(_live(organisation, _CHANGEABLE).pk)
         amount, upgrade = _check_tier_change(subscription, tier)  # again, under the lock
         number = _next_change(subscription)
-        _release_attached_schedule(subscription, number)
+        released = _release_attached_schedule(subscription, number)
         if subscription.payment_method == PaymentMethod.INVOICE and not upgrade:
-            return _schedule_downgrade(subscription, tier, amount, number, actor, product_id)
+            stripe_ids = (product_id, vat_rate_id, released)
+            return _schedule_downgrade(subscription, tier, amount, number, actor, stripe_ids)
         subscription.save(update_fields=["stripe_schedule_id", "changes_requested"])
-        _change_price_now(subscription, tier, amount, number, upgrade, product_id)
+        _change_price_now(subscription, tier, amount, number, upgrade, (product_id, vat_rate_id))
         verb = "upgrade" if upgrade else "downgrade"
         record_audit(
             f"billing.subscription.{verb}_requested",
@@ -150,8 +159,9 @@ def keep_tier(organisation: Organisation, actor: User) -> str:
 
 
 def _change_price_now(
-    subscription: Subscription, tier: Tier, amount: int, number: int, upgrade: bool, product_id: str | None
+    subscription: Subscription, tier: Tier, amount: int, number: int, upgrade: bool, stripe_ids: tuple
 ) -> None:
+    """``stripe_ids``: the tier's Stripe product and the VAT tax rate (None, None in demo mode)."""
     proration = "always_invoice" if upgrade else "create_prorations"
     if settings.DEMO_PAYMENTS:
         state = _demo_state(subscription, tier=tier, amount=amount)
@@ -164,20 +174,23 @@ def _change_price_now(
     item = _first_item(current)
     if _tier_for_product((item.get("price") or {}).get("product")) == tier:
         raise MembershipError(f"The move to {tier} is already with Stripe.{_confirming()}")
-    params = {
-        "items": [{"id": item["id"], "price_data": _price_data(tier, amount, subscription.interval, product_id)}],
-        "proration_behavior": proration,
+    product_id, vat_rate_id = stripe_ids
+    new_item = {
+        "id": item["id"],
+        "price_data": _price_data(tier, amount, subscription.interval, product_id),
+        "tax_rates": [vat_rate_id],
     }
+    params = {"items": [new_item], "proration_behavior": proration}
     key = _key(subscription, number, f"tier-{tier.pk}")
     _call(lambda client: client.v1.subscriptions.update(stripe_id, params=params, options=stripe_api.options(key)))
 
 
 def _schedule_downgrade(
-    subscription: Subscription, tier: Tier, amount: int, number: int, actor: User, product_id: str | None
+    subscription: Subscription, tier: Tier, amount: int, number: int, actor: User, stripe_ids: tuple
 ) -> str:
     """Invoice payers: the lower price starts with the next period, through a subscription schedule."""
     if not settings.DEMO_PAYMENTS:
-        subscription.stripe_schedule_id = _create_schedule(subscription, tier, amount, number, product_id)
+        subscription.stripe_schedule_id = _create_schedule(subscription, tier, amount, number, stripe_ids)
     subscription.scheduled_tier = tier
     subscription.save(update_fields=["scheduled_tier", "stripe_schedule_id", "changes_requested"])
     renews = _long_date(subscription.current_period_end)
@@ -194,25 +207,31 @@ def _schedule_downgrade(
     )
 
 
-def _create_schedule(subscription: Subscription, tier: Tier, amount: int, number: int, product_id: str) -> str:
+def _create_schedule(subscription: Subscription, tier: Tier, amount: int, number: int, stripe_ids: tuple) -> str:
+    """``stripe_ids``: the tier's product, the VAT rate, and the schedule just released, if any."""
+    product_id, vat_rate_id, released = stripe_ids
     stripe_id = subscription.stripe_subscription_id
-    key = _key(subscription, number, "schedule")
+    # A retry of a downgrade whose phases failed has the same change number, and has just released the schedule the
+    # failed attempt made: it asks for a new one, which the first attempt's key would answer with the released one.
+    key = _key(subscription, number, "schedule", {"replaces": released} if released else None)
     schedule = _call(
         lambda client: client.v1.subscription_schedules.create(
             params={"from_subscription": stripe_id}, options=stripe_api.options(key)
         )
     ).to_dict()
     current = schedule["phases"][0]
+    current_item = {"price": _id(current["items"][0]["price"]), "quantity": 1}
+    current_taxes = [_id(rate) for rate in current["items"][0].get("tax_rates") or []]
+    if current_taxes:  # the period already invoiced keeps its own taxes
+        current_item["tax_rates"] = current_taxes
+    next_item = {
+        "price_data": _price_data(tier, amount, subscription.interval, product_id),
+        "quantity": 1,
+        "tax_rates": [vat_rate_id],  # a phase's item has only the taxes it names
+    }
     phases = [
-        {
-            "items": [{"price": _id(current["items"][0]["price"]), "quantity": 1}],
-            "start_date": current["start_date"],
-            "end_date": current["end_date"],
-        },
-        {
-            "items": [{"price_data": _price_data(tier, amount, subscription.interval, product_id), "quantity": 1}],
-            "duration": {"interval": subscription.interval, "interval_count": 1},
-        },
+        {"items": [current_item], "start_date": current["start_date"], "end_date": current["end_date"]},
+        {"items": [next_item], "duration": {"interval": subscription.interval, "interval_count": 1}},
     ]
     key = _key(subscription, number, f"schedule-tier-{tier.pk}")
     _call(
@@ -223,17 +242,27 @@ def _create_schedule(subscription: Subscription, tier: Tier, amount: int, number
     return schedule["id"]
 
 
-def _release_attached_schedule(subscription: Subscription, number: int) -> None:
-    """Release a schedule still attached to the subscription (a downgrade waiting, or one that took effect and
-    whose phase runs on): Stripe refuses direct changes to a subscription a schedule manages. The subscription
-    keeps its current price."""
+def _release_attached_schedule(subscription: Subscription, number: int) -> str | None:
+    """Release a schedule still attached to the subscription (a downgrade waiting, one that took effect and whose
+    phase runs on, or one a failed downgrade made at Stripe before it could set its phases, which our row never
+    learnt of, so Stripe is asked): Stripe refuses direct changes to a subscription a schedule manages. The
+    subscription keeps its current price. Returns the id of the schedule released, if one was."""
     schedule_id = subscription.stripe_schedule_id
-    if schedule_id and not settings.DEMO_PAYMENTS:
+    stripe_id = subscription.stripe_subscription_id
+    if settings.DEMO_PAYMENTS or not stripe_id:
+        subscription.stripe_schedule_id = None
+        return None
+    attached = _call(lambda client: client.v1.subscriptions.retrieve(stripe_id)).to_dict().get("schedule")
+    schedule_id = _id(attached) or schedule_id
+    released = None
+    if schedule_id:
         schedule = _call(lambda client: client.v1.subscription_schedules.retrieve(schedule_id))
         if schedule.status in ("active", "not_started"):
             key = _key(subscription, number, "release")
             _call(lambda client: client.v1.subscription_schedules.release(schedule_id, options=stripe_api.options(key)))
+            released = schedule_id
     subscription.stripe_schedule_id = None
+    return released
 
 
 def _refuse_too_few_seats(organisation: Organisation, tier: Tier) -> None:
@@ -288,9 +317,9 @@ def switch_to_invoice(organisation: Organisation, actor: User, po_number: str) -
 def _send_invoices_from_now(subscription: Subscription, number: int) -> None:
     stripe_id, po_number = subscription.stripe_subscription_id, subscription.po_number
     customer_id = subscription.organisation.stripe_customer_id
-    if po_number and customer_id:
-        fields = {"invoice_settings": {"custom_fields": [{"name": "PO number", "value": po_number}]}}
-        key = _key(subscription, number, "po")
+    if customer_id:  # set, or cleared: an older PO number must not be printed on these invoices
+        fields = po_number_fields(po_number)
+        key = _key(subscription, number, "po", fields)
         _call(lambda client: client.v1.customers.update(customer_id, params=fields, options=stripe_api.options(key)))
     description = f"{subscription.tier} membership for {subscription.organisation}"
     params = {
@@ -299,7 +328,7 @@ def _send_invoices_from_now(subscription: Subscription, number: int) -> None:
         "description": f"{description}, PO {po_number}" if po_number else description,
         "metadata": {"po_number": po_number},
     }
-    key = _key(subscription, number, "to-invoice")
+    key = _key(subscription, number, "to-invoice", params)
     _call(lambda client: client.v1.subscriptions.update(stripe_id, params=params, options=stripe_api.options(key)))
 
 
@@ -524,8 +553,15 @@ def _next_change(subscription: Subscription) -> int:
     return subscription.changes_requested
 
 
-def _key(subscription: Subscription, number: int | str, what: str) -> str:
-    return f"sub-{subscription.pk}-change-{number}-{what}"
+def _key(subscription: Subscription, number: int | str, what: str, params: dict | None = None) -> str:
+    """The idempotency key of one call of one change. Where the call's parameters come from what the admin typed
+    (a PO number), the key also carries a digest of them: a change that failed and rolled back keeps its number, and
+    its retry with corrected parameters must be a new request, which Stripe would otherwise answer with the first
+    one's result (or refuse, for 24 hours)."""
+    key = f"sub-{subscription.pk}-change-{number}-{what}"
+    if params is not None:
+        key += "-" + hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
+    return key
 
 
 def _price_data(tier: Tier, amount: int, interval: str, product_id: str | None) -> dict:
@@ -602,9 +638,10 @@ def _deliver_demo_proration(subscription: Subscription, state: dict, amount: int
     now = timezone.now()
     end = subscription.current_period_end or one_period_later(now, subscription.interval)
     start = subscription.current_period_start or now
-    length = max((end - start).total_seconds(), 1)
-    unused = max((end - now).total_seconds(), 0)
-    prorated = int((amount - subscription.amount_pence) * unused // length)
+    # Whole microseconds and integer pence: no float touches the money.
+    length = max((end - start) // _MICROSECOND, 1)
+    unused = max((end - now) // _MICROSECOND, 0)
+    prorated = with_vat((amount - subscription.amount_pence) * unused // length)  # VAT on top, as Stripe adds it
     card = state["collection_method"] == "charge_automatically"
     invoice = {
         "id": f"demo_in_{subscription.pk}_change_{number}",

@@ -25,7 +25,7 @@ from django.utils.dateformat import format as date_format
 
 from config.celery import queue_on_commit
 from config.emails import send_email
-from membership.billing import billing_page_url, format_pence
+from membership.billing import billing_page_url, format_pence, price_for, with_vat
 from membership.models import BillingNotice, Invoice, Organisation, OrganisationMember, Subscription, Tier
 from membership.services import diff, record_audit
 
@@ -101,10 +101,6 @@ def _renews(subscription: Subscription) -> bool:
 
 def _charges_card(subscription: Subscription) -> bool:
     return subscription.payment_method == Subscription.PaymentMethod.CARD and _renews(subscription)
-
-
-def _with_vat(pence: int) -> int:
-    return pence + (pence * settings.VAT_RATE_PERCENT + 50) // 100
 
 
 # Time ------------------------------------------------------------------------------------------------------
@@ -364,20 +360,30 @@ def _lapse(subscription_id: int, now: datetime) -> bool:
     if subscription is None or not _lapse_due(subscription, now):
         return False
     unpaid = subscription.status != Status.ACTIVE
-    reason = "was not paid" if unpaid else "was not renewed"
-    _change_status(
-        subscription,
-        Status.LAPSED,
-        "billing.subscription.lapsed",
-        f"{subscription.organisation}'s {subscription.tier} membership lapsed: it {reason}",
-        ended_at=now,
-    )
-    _record_notice(subscription, Kind.LAPSED)
+    _record_lapse(subscription, "was not paid" if unpaid else "was not renewed", now)
     if unpaid:  # Stripe must not renew it next year; its open invoice stays payable (a late payment reinstates)
         from membership import tasks
 
         queue_on_commit(tasks.stop_renewing_after_lapse, subscription.pk)
     return True
+
+
+def record_ended_at_stripe(subscription: Subscription, ended_at: datetime) -> None:
+    """Stripe ended a membership set to end with its period (``customer.subscription.deleted``), maybe before the
+    daily job came to it: record the lapse as the job does, audited and e-mailed once, so the member hears that it
+    has ended whichever comes first (in demo mode only the job does). The caller holds the row's lock."""
+    _record_lapse(subscription, "was not renewed", ended_at)
+
+
+def _record_lapse(subscription: Subscription, reason: str, ended_at: datetime) -> None:
+    _change_status(
+        subscription,
+        Status.LAPSED,
+        "billing.subscription.lapsed",
+        f"{subscription.organisation}'s {subscription.tier} membership lapsed: it {reason}",
+        ended_at=ended_at,
+    )
+    _record_notice(subscription, Kind.LAPSED)
 
 
 # Sending -----------------------------------------------------------------------------------------------------
@@ -392,7 +398,9 @@ def send_billing_email(subscription_id: int, kind: str) -> None:
     the same task send it once. If sending fails, nothing is marked and the task (or the daily job) tries again.
     """
     subscription = (
-        Subscription.objects.select_related("organisation__billing_contact", "tier").filter(pk=subscription_id).first()
+        Subscription.objects.select_related("organisation__billing_contact", "tier", "scheduled_tier")
+        .filter(pk=subscription_id)
+        .first()
     )
     if subscription is None or kind not in _TEMPLATES:
         return
@@ -413,24 +421,33 @@ def send_billing_email(subscription_id: int, kind: str) -> None:
 def _still_due(subscription: Subscription, kind: str) -> bool:
     if subscription.status not in _SENDABLE_IN[kind]:
         return False
+    if kind == Kind.LAPSED and _rejoined(subscription):
+        return False  # old news: the organisation has started a membership again since
     return kind != Kind.CHARGE_NOTICE or _charges_card(subscription)
+
+
+def _rejoined(subscription: Subscription) -> bool:
+    live = Subscription.objects.live().filter(organisation=subscription.organisation_id)
+    return live.exclude(pk=subscription.pk).exists()
 
 
 def redeliver_notices(now: datetime | None = None) -> int:
     """Queue again the e-mail of every notice recorded between an hour and a week ago and still undelivered, whose
-    subscription is still in a state it describes: what a lost task or a dead worker left unsent."""
+    subscription is still in a state it describes: what a lost task or a dead worker left unsent. A lapse notice is
+    not sent once the organisation has started a membership again."""
     from membership import tasks
 
     now = now or timezone.now()
     still_sendable = Q()
     for kind, statuses in _SENDABLE_IN.items():
         still_sendable |= Q(kind=kind, subscription__status__in=statuses)
+    rejoined = Q(kind=Kind.LAPSED, subscription__organisation__subscriptions__status__in=Subscription.LIVE_STATUSES)
     undelivered = BillingNotice.objects.filter(
         still_sendable,
         delivered_at__isnull=True,
         queued_at__lte=now - REDELIVER_AFTER,
         queued_at__gt=now - REDELIVER_FOR,
-    )
+    ).exclude(rejoined)
     pairs = list(undelivered.values_list("subscription_id", "kind"))
     with transaction.atomic():  # through the outbox, as every job is: a broker outage delays them, loses none
         for subscription_id, kind in pairs:
@@ -438,13 +455,29 @@ def redeliver_notices(now: datetime | None = None) -> int:
     return len(pairs)
 
 
+def _renewal_terms(subscription: Subscription, kind: str) -> tuple[Tier, int]:
+    """The tier and price (pence before VAT) the e-mail quotes: for a notice about the coming renewal, those it
+    renews at, which a downgrade scheduled for the renewal changes; otherwise the current ones."""
+    scheduled = subscription.scheduled_tier
+    if kind in _ABOUT_THE_RENEWAL and scheduled is not None and _renews(subscription):
+        amount = price_for(scheduled, subscription.organisation, subscription.interval)
+        if amount is not None:
+            return scheduled, amount
+    return subscription.tier, subscription.amount_pence
+
+
+_ABOUT_THE_RENEWAL = {Kind.RENEWAL_60, Kind.RENEWAL_30, Kind.RENEWAL_7, Kind.CHARGE_NOTICE}
+
+
 def _email_context(subscription: Subscription, kind: str) -> dict:
+    tier, amount = _renewal_terms(subscription, kind)
     return {
         "subscription": subscription,
         "organisation": subscription.organisation,
-        "tier": subscription.tier,
-        "price": format_pence(subscription.amount_pence),
-        "total": format_pence(_with_vat(subscription.amount_pence)),
+        "tier": tier,
+        "moving_from": subscription.tier if tier != subscription.tier else None,
+        "price": format_pence(amount),
+        "total": format_pence(with_vat(amount)),
         "vat_rate": settings.VAT_RATE_PERCENT,
         "per": "month" if subscription.interval == Subscription.Interval.MONTH else "year",
         "renews": _renews(subscription),

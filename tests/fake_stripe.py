@@ -7,7 +7,8 @@ Stripe does, and can be told to fail (``fail()``: 500 on every call) or be ``sto
 Tests move objects on as Stripe would with ``set()``, ``complete_checkout()``, ``complete_setup()`` and ``renew()``.
 Subscription updates follow Stripe's rules where billing relies on them: a price change on an item, prorated
 (``always_invoice`` raises the prorated invoice at once), metadata merged, booleans from the form encoding, and
-no direct change to a subscription a schedule manages; schedules apply their next phase at renewal.
+no direct change to a subscription a schedule manages; schedules apply their next phase at renewal. Exclusive tax
+rates on a subscription item (``tax_rates``) add their tax to its invoices, rounded to the penny.
 """
 
 import hashlib
@@ -19,6 +20,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -141,6 +143,7 @@ class FakeStripe:
                 price=price,
                 collection_method="charge_automatically",
                 metadata=(session.get("subscription_data") or {}).get("metadata", {}),
+                tax_rates=session["line_items"][0].get("tax_rates"),
             )
             invoice = self._new_invoice(subscription, status="paid")
             session.update(status="complete", payment_status="paid", subscription=subscription["id"])
@@ -234,6 +237,9 @@ class FakeStripe:
             ("POST", r"/v1/invoices/(?P<id>[^/]+)/pay", self._pay_invoice),
             ("POST", r"/v1/invoices/(?P<id>[^/]+)/finalize", self._finalize_invoice),
             ("POST", r"/v1/billing_portal/sessions", self._create_portal_session),
+            ("POST", r"/v1/tax_rates", self._create_tax_rate),
+            ("GET", r"/v1/tax_rates", self._list_tax_rates),
+            ("GET", r"/v1/tax_rates/(?P<id>[^/]+)", self._retrieve),
         ]
         for route_method, pattern, action in routes:
             match = re.fullmatch(pattern, path)
@@ -272,9 +278,14 @@ class FakeStripe:
         return self._expanded(self._found(id), params)
 
     def _update(self, params: dict, id: str) -> dict:
+        """Stripe's update: a hash (``invoice_settings``, ``metadata``) is merged, and an empty string unsets."""
         obj = self._found(id)
         params = {k: v for k, v in params.items() if k != "expand"}
-        obj.update(params)
+        for name, value in params.items():
+            if isinstance(value, dict) and isinstance(obj.get(name), dict):
+                obj[name] = {**obj[name], **{k: None if v == "" else v for k, v in value.items()}}
+            else:
+                obj[name] = None if value == "" else value
         return self._expanded(obj, params)
 
     def _create_customer(self, params: dict) -> dict:
@@ -304,13 +315,16 @@ class FakeStripe:
         session["status"] = "expired"
         return session
 
-    def _new_subscription(self, *, customer: str, price: dict, collection_method: str, metadata: dict, **extra) -> dict:
+    def _new_subscription(
+        self, *, customer: str, price: dict, collection_method: str, metadata: dict, tax_rates=None, **extra
+    ) -> dict:
         now = int(time.time())
         length = MONTH if price["recurring"]["interval"] == "month" else YEAR
         item_price = self._price(price)
         item = {
             "id": self._new_id("si"),
             "price": item_price,
+            "tax_rates": self._tax_rates(tax_rates),
             "current_period_start": now,
             "current_period_end": now + length,
         }
@@ -350,6 +364,7 @@ class FakeStripe:
     ) -> dict:
         item = subscription["items"]["data"][0]
         amount = item["price"]["unit_amount"] if amount is None else amount
+        amount += self._tax(amount, item.get("tax_rates") or [])
         customer = self.objects.get(subscription["customer"], {})
         invoice_id = self._new_id("in")
         days = int(subscription.get("days_until_due") or 0)
@@ -388,6 +403,7 @@ class FakeStripe:
             price=item["price_data"],
             collection_method=params.get("collection_method", "charge_automatically"),
             metadata=params.get("metadata", {}),
+            tax_rates=item.get("tax_rates"),
             description=params.get("description"),
             days_until_due=params.get("days_until_due"),
         )
@@ -422,6 +438,8 @@ class FakeStripe:
         item = next(i for i in subscription["items"]["data"] if i["id"] == change["id"])
         old = item["price"]["unit_amount"]
         item["price"] = self._price(change["price_data"])
+        if "tax_rates" in change:
+            item["tax_rates"] = self._tax_rates(change["tax_rates"])
         now = int(time.time())
         length = item["current_period_end"] - item["current_period_start"]
         unused = max(0, item["current_period_end"] - now)
@@ -457,7 +475,13 @@ class FakeStripe:
                     {
                         "start_date": item["current_period_start"],
                         "end_date": item["current_period_end"],
-                        "items": [{"price": item["price"]["id"], "quantity": 1}],
+                        "items": [
+                            {
+                                "price": item["price"]["id"],
+                                "quantity": 1,
+                                "tax_rates": [rate["id"] for rate in item.get("tax_rates") or []],
+                            }
+                        ],
                     }
                 ],
             }
@@ -474,7 +498,8 @@ class FakeStripe:
             items = []
             for item in phase["items"]:
                 price = self._price(item["price_data"])["id"] if "price_data" in item else item["price"]
-                items.append({"price": price, "quantity": int(item.get("quantity", 1))})
+                tax_rates = [rate for rate in item.get("tax_rates") or [] if rate]
+                items.append({"price": price, "quantity": int(item.get("quantity", 1)), "tax_rates": tax_rates})
             phase = {**phase, "items": items}
             for field in ("start_date", "end_date"):
                 if field in phase:
@@ -503,8 +528,10 @@ class FakeStripe:
         phases = schedule["phases"]
         ending = [index for index, phase in enumerate(phases) if int(phase.get("end_date") or 0) == at]
         if ending and ending[0] + 1 < len(phases):
-            price = self.objects[phases[ending[0] + 1]["items"][0]["price"]]
-            subscription["items"]["data"][0]["price"] = json.loads(json.dumps(price))
+            phase_item = phases[ending[0] + 1]["items"][0]
+            item = subscription["items"]["data"][0]
+            item["price"] = json.loads(json.dumps(self.objects[phase_item["price"]]))
+            item["tax_rates"] = self._tax_rates(phase_item.get("tax_rates"))  # the phase's, or none
 
     def _list_invoices(self, params: dict) -> dict:
         found = [
@@ -535,6 +562,44 @@ class FakeStripe:
         invoice = self._found(id)
         invoice["status"] = "open"
         return invoice
+
+    def _create_tax_rate(self, params: dict) -> dict:
+        return self._store(
+            {
+                **params,
+                "id": self._new_id("txr"),
+                "object": "tax_rate",
+                "active": _bool(params.get("active", True)),
+                "inclusive": _bool(params.get("inclusive")),
+                "percentage": float(params["percentage"]),
+                "metadata": params.get("metadata") or {},
+            }
+        )
+
+    def _list_tax_rates(self, params: dict) -> dict:
+        found = [
+            o
+            for o in self.objects.values()
+            if o["object"] == "tax_rate"
+            and ("active" not in params or o["active"] == _bool(params["active"]))
+            and ("inclusive" not in params or o["inclusive"] == _bool(params["inclusive"]))
+        ]
+        return {"object": "list", "data": found[::-1], "has_more": False, "url": "/v1/tax_rates"}
+
+    def _tax_rates(self, ids) -> list[dict]:
+        """The TaxRate objects an item names by id, as Stripe shows them on subscription items."""
+        return [json.loads(json.dumps(self._found(rate_id))) for rate_id in ids or [] if rate_id]
+
+    @staticmethod
+    def _tax(amount: int, rates: list[dict]) -> int:
+        """Tax added on top of ``amount`` by the exclusive rates, each rounded to the penny (half up)."""
+        tax = 0
+        for rate in rates:
+            if not rate.get("inclusive"):
+                tax += int(
+                    (Decimal(amount) * Decimal(str(rate["percentage"])) / 100).quantize(Decimal(1), ROUND_HALF_UP)
+                )
+        return tax
 
     def _create_portal_session(self, params: dict) -> dict:
         session_id = self._new_id("bps")

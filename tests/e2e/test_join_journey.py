@@ -35,7 +35,7 @@ def test_an_admin_joins_pays_at_the_demo_checkout_and_sees_the_invoice(page: Pag
     expect(page.get_by_role("heading", name="Growth membership")).to_be_visible()
     expect(page.locator(".status")).to_have_text("Active")
     invoices = page.get_by_role("table")
-    expect(invoices).to_contain_text("£630")
+    expect(invoices).to_contain_text("£756")  # £630 with VAT at 20%, as Stripe charges it
     expect(invoices).to_contain_text("Paid")
 
     subscription = Subscription.objects.get(organisation=organisation)

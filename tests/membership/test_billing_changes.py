@@ -56,6 +56,7 @@ def test_a_card_upgrade_changes_the_price_at_stripe_prorated_and_charged_now(cli
                     "product": scale.stripe_product_id,
                     "tax_behavior": "exclusive",
                 },
+                "tax_rates": [stripe_before["items"]["data"][0]["tax_rates"][0]["id"]],
             }
         ],
         "proration_behavior": "always_invoice",
@@ -85,7 +86,7 @@ def test_a_card_upgrade_changes_the_price_at_stripe_prorated_and_charged_now(cli
     }
     # Stripe charged the prorated difference at once; its invoice.paid records it.
     proration = fake_stripe.get(fake_stripe.get(subscription.stripe_subscription_id)["latest_invoice"])
-    assert 0 < proration["amount_due"] <= 180_000
+    assert 0 < proration["amount_due"] <= 216_000  # the difference for the rest of the year, plus VAT
     assert deliver(client, "invoice.paid", proration).status_code == 200
     assert Invoice.objects.get(stripe_invoice_id=proration["id"]).status == Invoice.Status.PAID
     assert fresh(subscription).status == Status.ACTIVE
@@ -229,6 +230,7 @@ def test_an_invoice_payers_downgrade_waits_for_the_renewal(client, fake_stripe, 
     assert current["end_date"] == fake_stripe.get(stripe_id)["items"]["data"][0]["current_period_end"]
     assert fake_stripe.get(following["items"][0]["price"])["unit_amount"] == 60_000
     assert following["duration"] == {"interval": "year", "interval_count": 1}
+    assert following["items"][0]["tax_rates"] == current["items"][0]["tax_rates"] != []  # VAT, as now
     assert writes(fake_stripe, requests_before) == [
         ("POST", "/v1/products", f"product-tier-{starter.pk}"),
         ("POST", "/v1/subscription_schedules", f"sub-{subscription.pk}-change-1-schedule"),
@@ -246,9 +248,40 @@ def test_an_invoice_payers_downgrade_waits_for_the_renewal(client, fake_stripe, 
     # Meanwhile, Stripe's events change nothing; at the renewal the new phase's price applies.
     assert stripe_updated(client, fake_stripe, subscription).tier.name == "Growth"
     renewal = fake_stripe.renew(stripe_id, paid=False)
-    assert renewal["amount_due"] == 60_000
+    assert renewal["amount_due"] == 72_000  # Starter, plus VAT
     renewed = stripe_updated(client, fake_stripe, subscription)
     assert (renewed.tier, renewed.amount_pence, renewed.scheduled_tier) == (starter, 60_000, None)
+
+
+def _downgrade_failing_half_way(fake_stripe, member, starter) -> None:
+    """The schedule is made at Stripe, then setting its phases fails: our row never learns the schedule's id."""
+    fake_stripe.fail(path="/v1/subscription_schedules/")
+    with pytest.raises(MembershipError):
+        billing_changes.change_tier(member.organisation, starter, member.admin)
+    fake_stripe.recover()
+    assert fresh(member.subscription).stripe_schedule_id is None
+    assert fake_stripe.get(member.subscription.stripe_subscription_id)["schedule"]
+
+
+def test_a_downgrade_that_failed_half_way_does_not_block_cancelling(fake_stripe, invoice_member, starter):
+    _downgrade_failing_half_way(fake_stripe, invoice_member, starter)
+
+    billing_changes.cancel_at_period_end(invoice_member.organisation, invoice_member.admin)
+
+    stripe_subscription = fake_stripe.get(invoice_member.subscription.stripe_subscription_id)
+    assert (stripe_subscription["cancel_at_period_end"], stripe_subscription["schedule"]) == (True, None)
+
+
+def test_a_downgrade_that_failed_half_way_can_be_asked_for_again(fake_stripe, invoice_member, starter):
+    _downgrade_failing_half_way(fake_stripe, invoice_member, starter)
+
+    billing_changes.change_tier(invoice_member.organisation, starter, invoice_member.admin)
+
+    subscription = fresh(invoice_member.subscription)
+    assert subscription.scheduled_tier == starter
+    assert fake_stripe.get(subscription.stripe_subscription_id)["schedule"] == subscription.stripe_schedule_id
+    schedule = fake_stripe.get(subscription.stripe_schedule_id)
+    assert (schedule["status"], len(schedule["phases"])) == ("active", 2)
 
 
 def test_an_invoice_payer_can_take_back_a_downgrade_before_the_renewal(client, fake_stripe, invoice_member, starter):
@@ -350,9 +383,10 @@ def test_a_card_payer_switches_to_invoices_from_the_next_renewal(client, fake_st
 
     assert "will be sent an invoice payable within 30 days" in message
     stripe_id = subscription.stripe_subscription_id
-    assert writes(fake_stripe, requests_before) == [
-        ("POST", f"/v1/customers/{organisation.stripe_customer_id}", f"sub-{subscription.pk}-change-1-po"),
-        ("POST", f"/v1/subscriptions/{stripe_id}", f"sub-{subscription.pk}-change-1-to-invoice"),
+    # Keys from our ids, with a digest of what was typed (the PO number) after them.
+    assert [(path, key.rsplit("-", 1)[0]) for _, path, key in writes(fake_stripe, requests_before)] == [
+        (f"/v1/customers/{organisation.stripe_customer_id}", f"sub-{subscription.pk}-change-1-po"),
+        (f"/v1/subscriptions/{stripe_id}", f"sub-{subscription.pk}-change-1-to-invoice"),
     ]
     assert fake_stripe.calls("POST", f"/v1/subscriptions/{stripe_id}")[0].params == {
         "collection_method": "send_invoice",
@@ -372,6 +406,22 @@ def test_a_card_payer_switches_to_invoices_from_the_next_renewal(client, fake_st
     assert (renewal["collection_method"], renewal["status"]) == ("send_invoice", "open")
     period_start = fake_stripe.get(stripe_id)["items"]["data"][0]["current_period_start"]
     assert renewal["due_date"] == period_start + 30 * 86400
+
+
+def test_a_switch_to_invoices_retried_with_a_corrected_po_number_quotes_the_corrected_one(fake_stripe, card_member):
+    organisation, admin = card_member.organisation, card_member.admin
+    fake_stripe.fail(path="/v1/subscriptions/")  # the PO number reaches the customer, then the switch fails
+    with pytest.raises(MembershipError):
+        billing_changes.switch_to_invoice(organisation, admin, "PO-1O7")  # a typo: O for 0
+    fake_stripe.recover()
+
+    billing_changes.switch_to_invoice(organisation, admin, "PO-107")  # the same change number, corrected
+
+    customer = fake_stripe.get(organisation.stripe_customer_id)
+    assert customer["invoice_settings"]["custom_fields"] == [{"name": "PO number", "value": "PO-107"}]
+    assert fake_stripe.get(card_member.subscription.stripe_subscription_id)["metadata"]["po_number"] == "PO-107"
+    first, retried = fake_stripe.calls("POST", f"/v1/customers/{organisation.stripe_customer_id}")[-2:]
+    assert first.idempotency_key != retried.idempotency_key
 
 
 def test_switching_to_invoices_needs_an_annual_membership_and_the_po_number_required(

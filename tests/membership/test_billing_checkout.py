@@ -31,6 +31,12 @@ def keys(fake: FakeStripe) -> list[tuple[str, str | None]]:
     return [(r.path, r.idempotency_key) for r in fake.requests if r.method == "POST"]
 
 
+def vat_rate(fake: FakeStripe) -> dict:
+    """The one tax rate billing made at Stripe."""
+    [rate] = [obj for obj in fake.objects.values() if obj["object"] == "tax_rate"]
+    return rate
+
+
 def actions(organisation: Organisation) -> list[str]:
     return list(AuditEntry.objects.filter(organisation=organisation).order_by("id").values_list("action", flat=True))
 
@@ -78,6 +84,7 @@ def test_it_sends_the_admin_to_stripe_checkout_for_a_pending_subscription(
                 "product": growth.stripe_product_id,
                 "tax_behavior": "exclusive",
             },
+            "tax_rates": [vat_rate(fake_stripe)["id"]],
         }
     ]
     assert fake_stripe.get(growth.stripe_product_id)["name"] == "Growth"
@@ -104,8 +111,24 @@ def test_outgoing_calls_carry_idempotency_keys_made_from_our_ids(fake_stripe, ro
     assert keys(fake_stripe) == [
         ("/v1/customers", f"customer-org-{robotics.pk}"),
         ("/v1/products", f"product-tier-{growth.pk}"),
+        ("/v1/tax_rates", "tax-rate-vat-20"),
         ("/v1/checkout/sessions", f"checkout-session-sub-{subscription.pk}"),
     ]
+
+
+def test_stripe_charges_the_vat_the_emails_quote_on_top_of_the_price(fake_stripe, robotics, growth, billing_admin):
+    billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+    billing.start_card_checkout(robotics, growth, YEAR, billing_admin)  # started again: the same tax rate
+
+    subscription = Subscription.objects.get(organisation=robotics, status=Status.PENDING)
+    rate = vat_rate(fake_stripe)
+    assert (rate["percentage"], rate["inclusive"], rate["tax_type"], rate["country"]) == (20.0, False, "vat", "GB")
+    assert len(fake_stripe.calls("POST", "/v1/tax_rates")) == 1
+    session = fake_stripe.get(subscription.stripe_checkout_session_id)
+    assert session["line_items"][0]["tax_rates"] == [rate["id"]]
+    _, stripe_subscription, invoice = fake_stripe.complete_checkout(session["id"])
+    assert invoice["amount_due"] == billing.with_vat(120_000) == 144_000  # "£1,440.00 (£1,200.00 plus VAT)"
+    assert fake_stripe.renew(stripe_subscription["id"], paid=True)["amount_due"] == 144_000  # and every renewal
 
 
 def test_it_refuses_an_organisation_that_is_already_a_member(fake_stripe, robotics, growth, scale, billing_admin):
@@ -194,6 +217,19 @@ def test_starting_again_closes_the_unfinished_checkout_first(fake_stripe, roboti
     assert Subscription.objects.live().get(organisation=robotics).tier == scale
 
 
+def test_an_unfinished_card_checkout_gives_way_to_paying_by_invoice(fake_stripe, robotics, growth, billing_admin):
+    billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+    card = Subscription.objects.get(organisation=robotics)
+
+    subscription = billing.start_invoice_subscription(robotics, growth, billing_admin, "PO-2")
+
+    card.refresh_from_db()
+    assert fake_stripe.get(card.stripe_checkout_session_id)["status"] == "expired"
+    assert card.status == Status.CANCELLED
+    assert (subscription.status, subscription.payment_method) == (Status.PENDING, "invoice")
+    assert Subscription.objects.live().get(organisation=robotics) == subscription
+
+
 def test_a_checkout_paid_but_not_yet_confirmed_is_not_replaced(
     fake_stripe, paid_checkout, robotics, scale, billing_admin
 ):
@@ -238,16 +274,32 @@ def test_a_public_body_is_invoiced_with_its_po_number_due_in_30_days(fake_stripe
     assert "PO PO-7781" in created["description"]
     assert created["items"][0]["price_data"]["unit_amount"] == "120000"
     assert stripe_invoice["custom_fields"] == [{"name": "PO number", "value": "PO-7781"}]
-    assert (invoice.status, invoice.po_number, invoice.amount_due_pence) == ("open", "PO-7781", 120_000)
+    assert created["items"][0]["tax_rates"] == [vat_rate(fake_stripe)["id"]]
+    assert (invoice.status, invoice.po_number, invoice.amount_due_pence) == ("open", "PO-7781", 144_000)  # VAT added
     assert invoice.hosted_invoice_url == stripe_invoice["hosted_invoice_url"]
     assert invoice.due_date - timezone.now() > timedelta(days=29)
     assert keys(fake_stripe) == [
         ("/v1/customers", f"customer-org-{council.pk}"),
         ("/v1/products", f"product-tier-{growth.pk}"),
+        ("/v1/tax_rates", "tax-rate-vat-20"),
         (f"/v1/customers/{council.stripe_customer_id}", f"customer-po-sub-{subscription.pk}"),
         ("/v1/subscriptions", f"invoice-subscription-sub-{subscription.pk}"),
     ]
     assert actions(council) == ["billing.subscription.pending", "billing.invoice.issued"]
+
+
+def test_joining_again_by_invoice_without_a_po_number_quotes_no_earlier_one(
+    fake_stripe, robotics, growth, billing_admin
+):
+    first = billing.start_invoice_subscription(robotics, growth, billing_admin, "PO-2026-OLD")
+    Subscription.objects.filter(pk=first.pk).update(status=Status.LAPSED, ended_at=timezone.now())
+
+    second = billing.start_invoice_subscription(robotics, growth, billing_admin, "")
+
+    invoice = fake_stripe.get(Invoice.objects.get(subscription=second).stripe_invoice_id)
+    assert not invoice["custom_fields"]
+    robotics.refresh_from_db()
+    assert not fake_stripe.get(robotics.stripe_customer_id)["invoice_settings"]["custom_fields"]
 
 
 def test_an_invoice_needs_the_po_number_the_organisation_requires(fake_stripe, council, growth):
@@ -272,7 +324,7 @@ def test_finance_marking_an_invoice_paid_by_bank_transfer_activates_the_membersh
     invoiced.refresh_from_db()
     subscription = invoiced.subscription
     subscription.refresh_from_db()
-    assert (invoiced.status, invoiced.paid_out_of_band, invoiced.amount_paid_pence) == ("paid", True, 120_000)
+    assert (invoiced.status, invoiced.paid_out_of_band, invoiced.amount_paid_pence) == ("paid", True, 144_000)
     assert invoiced.paid_at is not None
     assert subscription.status == Status.ACTIVE
     assert subscription.current_period_end > timezone.now() + timedelta(days=364)
@@ -295,6 +347,55 @@ def test_finance_marking_an_invoice_paid_by_bank_transfer_activates_the_membersh
     assert response.status_code == 200
     assert AuditEntry.objects.count() == entries
     assert len(fake_stripe.calls("POST", "/v1/invoices")) == 1
+
+
+def test_finance_is_told_when_the_invoice_was_paid_by_card_meanwhile_and_nothing_is_recorded(
+    client, fake_stripe, invoiced
+):
+    paid = fake_stripe.set(invoiced.stripe_invoice_id, status="paid", amount_paid=invoiced.amount_due_pence)
+    fake_stripe.get(invoiced.subscription.stripe_subscription_id)["latest_invoice"] = paid["id"]
+    payload, signature = signed_event("invoice.paid", paid, WEBHOOK_SECRET)
+    client.post("/billing/stripe/webhook/", payload, content_type="application/json", HTTP_STRIPE_SIGNATURE=signature)
+    client.force_login(factories.make_staff("finance@netech.example", superuser=True))
+
+    response = client.post(reverse("crm_invoices:mark_paid", args=[invoiced.pk]), {"reference": "BACS 9911-02"})
+
+    assert response.status_code == 400
+    assert "already paid through Stripe" in response.text and "BACS 9911-02" in response.text
+    assert "refund" in response.text
+    invoiced.refresh_from_db()
+    assert (invoiced.status, invoiced.paid_out_of_band) == ("paid", False)
+    assert not AuditEntry.objects.filter(action="billing.invoice.paid_out_of_band").exists()
+    assert not fake_stripe.calls("POST", f"/v1/invoices/{invoiced.stripe_invoice_id}/pay")
+
+
+def test_paying_an_older_invoice_by_bank_transfer_leaves_an_unpaid_renewal_in_grace(demo, council, growth, staff_user):
+    now = timezone.now()
+    grace_ends = now + timedelta(days=20)
+    subscription = Subscription.objects.create(
+        organisation=council,
+        tier=growth,
+        status=Status.GRACE,
+        payment_method=Subscription.PaymentMethod.INVOICE,
+        amount_pence=120_000,
+        current_period_start=now - timedelta(days=40),
+        current_period_end=now + timedelta(days=325),
+        grace_ends_at=grace_ends,
+    )
+    Invoice.objects.create(organisation=council, subscription=subscription, number="RENEWAL", amount_due_pence=144_000)
+    proration = Invoice.objects.create(
+        organisation=council,
+        subscription=subscription,
+        number="PRORATION",
+        amount_due_pence=4_321,
+        created_at=now - timedelta(days=130),
+    )
+
+    billing.mark_invoice_paid_out_of_band(proration, staff_user, "BACS 55")
+
+    subscription.refresh_from_db()
+    assert (subscription.status, subscription.grace_ends_at) == (Status.GRACE, grace_ends)
+    assert actions(council) == ["billing.invoice.paid_out_of_band"]
 
 
 def test_a_bank_reference_typed_with_control_characters_is_recorded_without_them(client, fake_stripe, invoiced):
@@ -357,6 +458,16 @@ def test_the_demo_checkout_pays_through_the_webhook_path(client, demo, robotics,
     # Paying again (a double click, the back button) changes nothing.
     assert client.post(url, {"pay": "1"})["Location"] == "/my/org/tyne-robotics/billing/"
     assert StripeEvent.objects.count() == 2
+
+
+def test_the_demo_checkout_charges_the_price_plus_vat_as_the_emails_say(client, demo, robotics, growth, billing_admin):
+    url = billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+    client.force_login(billing_admin)
+
+    client.post(url, {"pay": "1"})
+
+    invoice = Invoice.objects.get(subscription__organisation=robotics)
+    assert (invoice.amount_due_pence, invoice.amount_paid_pence) == (144_000, 144_000)
 
 
 def test_cancelling_the_demo_checkout_cancels_the_pending_subscription(client, demo, robotics, growth, billing_admin):

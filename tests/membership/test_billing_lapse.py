@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from membership import billing, billing_changes, renewals
-from membership.models import AuditEntry, Invoice, Subscription
+from membership.models import AuditEntry, BillingNotice, Invoice, Subscription
 from tests.membership.conftest import deliver, fresh
 
 Status = Subscription.Status
@@ -67,6 +67,27 @@ def test_a_membership_that_simply_was_not_renewed_asks_nothing_of_stripe(fake_st
     assert run(renewals.lapse_expired, now=subscription.current_period_end + timedelta(minutes=5)) == 1
 
     assert not fake_stripe.calls("POST", f"/v1/subscriptions/{subscription.stripe_subscription_id}")
+
+
+def test_a_membership_stripe_ends_as_it_was_set_to_lapses_with_its_email_as_the_job_would(
+    client, run, fake_stripe, card_member, mailoutbox
+):
+    subscription = card_member.subscription
+    stripe_id = subscription.stripe_subscription_id
+    billing_changes.cancel_at_period_end(card_member.organisation, card_member.admin)
+    assert deliver(client, "customer.subscription.updated", fake_stripe.get(stripe_id)).status_code == 200
+    ended = fresh(subscription).current_period_end
+
+    # At the period's end Stripe ends it and says so at once, before the daily job runs.
+    fake_stripe.set(stripe_id, status="canceled", ended_at=int(ended.timestamp()))
+    assert run(deliver, client, "customer.subscription.deleted", fake_stripe.get(stripe_id)).status_code == 200
+    assert run(renewals.lapse_expired, now=ended + timedelta(hours=6)) == 0
+
+    subscription = fresh(subscription)
+    assert (subscription.status, subscription.ended_at) == (Status.LAPSED, ended)
+    assert subscription.notices.filter(kind=BillingNotice.Kind.LAPSED).count() == 1
+    assert [message.subject for message in mailoutbox if "has ended" in message.subject]
+    assert actions(subscription)[-1] == "billing.subscription.lapsed"
 
 
 def test_a_late_card_payment_for_the_lapsed_period_reinstates_the_membership(

@@ -1,15 +1,26 @@
 """The portal's billing page: what members and admins see and do, and every change in demo mode, where the demo
 plays Stripe and delivers signed events through the webhook code."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from membership import billing
-from membership.models import AuditEntry, Invoice, OrganisationMember, StripeEvent, Subscription
+from membership import billing, billing_changes
+from membership.models import (
+    AuditEntry,
+    Invoice,
+    OrganisationMember,
+    OrganisationType,
+    SizeBand,
+    StripeEvent,
+    Subscription,
+    Tier,
+    TierPrice,
+)
 from membership.services import MembershipError
 from tests import factories
 
@@ -83,11 +94,30 @@ def test_an_admin_upgrades_in_demo_mode_through_the_webhook_path(client, demo, d
     ]
     proration = Invoice.objects.get(stripe_invoice_id=f"demo_in_{subscription.pk}_change_1")
     assert proration.status == Invoice.Status.PAID
-    assert 0 < proration.amount_due_pence <= 180_000
+    assert 0 < proration.amount_due_pence <= 216_000  # the difference for the rest of the year, plus VAT
     actions = set(AuditEntry.objects.values_list("action", flat=True))
     assert {"billing.subscription.upgrade_requested", "billing.subscription.updated"} <= actions
     assert "Scale membership" in response.content.decode()
     assert demo.requests == []
+
+
+def test_the_demo_prorates_an_upgrade_in_integer_pence(demo, demo_member, robotics, billing_admin, monkeypatch):
+    premier = Tier.objects.create(name="Premier", slug="premier")
+    TierPrice.objects.create(
+        tier=premier, organisation_type=OrganisationType.SME, size_band=SizeBand.SMALL, annual_pence=253_457
+    )
+    start, end = datetime(2027, 1, 10, 9, tzinfo=UTC), datetime(2028, 1, 10, 9, tzinfo=UTC)
+    Subscription.objects.filter(pk=demo_member.pk).update(current_period_start=start, current_period_end=end)
+    now = datetime(2027, 2, 13, 12, 57, 49, 980593, tzinfo=UTC)
+    monkeypatch.setattr(billing_changes, "timezone", SimpleNamespace(now=lambda: now))
+
+    billing_changes.change_tier(robotics, premier, billing_admin)
+
+    invoice = Invoice.objects.get(stripe_invoice_id=f"demo_in_{demo_member.pk}_change_1")
+    unused, length = (end - now) // timedelta(microseconds=1), (end - start) // timedelta(microseconds=1)
+    exact = (253_457 - 120_000) * unused // length
+    assert exact == 120_964  # float seconds would make it 120,965
+    assert invoice.amount_due_pence == billing.with_vat(exact)
 
 
 def test_an_admin_cancels_and_keeps_the_membership_in_demo_mode(client, demo, demo_member):

@@ -86,7 +86,7 @@ def test_it_records_the_paid_invoice_even_when_it_comes_before_the_checkout(clie
     assert deliver(client, "invoice.paid", paid_checkout.invoice).status_code == 200
 
     invoice = Invoice.objects.get(stripe_invoice_id=paid_checkout.invoice["id"])
-    assert (invoice.status, invoice.amount_due_pence, invoice.amount_paid_pence) == ("paid", 120_000, 120_000)
+    assert (invoice.status, invoice.amount_due_pence, invoice.amount_paid_pence) == ("paid", 144_000, 144_000)
     assert invoice.subscription_id == paid_checkout.subscription.pk
     assert invoice.paid_at is not None
     assert fresh(paid_checkout.subscription).status == Status.ACTIVE
@@ -111,6 +111,38 @@ def test_a_failed_renewal_payment_makes_it_past_due_and_queues_one_notice(
     assert audit("billing.subscription.past_due").changes == {"status": ["active", "past_due"]}
     assert queued_notices == [subscription.pk]
     assert Invoice.objects.get(stripe_invoice_id=failed["id"]).status == Invoice.Status.OPEN
+
+
+def test_a_failed_renewal_payment_queues_its_notice_when_the_subscription_update_comes_first(
+    client, active, fake_stripe, queued_notices, django_capture_on_commit_callbacks
+):
+    subscription_id = active.stripe_subscription["id"]
+    failed = fake_stripe.renew(subscription_id, paid=False)
+
+    with django_capture_on_commit_callbacks(execute=True):  # Stripe sends both at once, in no fixed order
+        assert deliver(client, "customer.subscription.updated", fake_stripe.get(subscription_id)).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        assert deliver(client, "invoice.payment_failed", failed).status_code == 200
+
+    subscription = fresh(active.subscription)
+    assert subscription.status == Status.PAST_DUE
+    assert queued_notices == [subscription.pk]
+
+
+def test_a_card_declined_on_an_invoice_not_yet_due_leaves_an_invoice_payer_its_days_to_pay(
+    client, fake_stripe, invoice_member, queued_notices
+):
+    subscription = invoice_member.subscription
+    stripe_id = subscription.stripe_subscription_id
+    renewal = fake_stripe.renew(stripe_id, paid=False)
+    fake_stripe.set(stripe_id, status="active")  # send_invoice: Stripe keeps it active until the invoice is overdue
+    assert deliver(client, "invoice.finalized", renewal).status_code == 200
+
+    fake_stripe.set(renewal["id"], attempt_count=1)  # someone tried a card on Stripe's invoice page: declined
+    assert deliver(client, "invoice.payment_failed", fake_stripe.get(renewal["id"])).status_code == 200
+
+    assert fresh(subscription).status == Status.ACTIVE
+    assert queued_notices == []
 
 
 def test_a_paid_retry_brings_a_past_due_membership_back(client, active, fake_stripe, queued_notices):

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.html import strip_tags
 
 from membership import billing, renewals, tasks
-from membership.models import AuditEntry, BillingNotice, Invoice, OrganisationMember, Subscription, Tier
+from membership.models import AuditEntry, BillingNotice, Invoice, OrganisationMember, Subscription, Tier, TierPrice
 from tests.conftest import require
 from tests.factories import add_member, make_organisation, make_user
 
@@ -116,6 +116,26 @@ def test_it_tells_invoice_payers_about_the_invoice_and_their_po_number(run, mail
     for body in (message.body, _html(message)):
         assert "we will send an invoice, payable within 30 days, quoting your PO number PO-4471" in body
         assert "card will be charged" not in body
+
+
+def test_it_names_the_tier_and_price_a_scheduled_downgrade_renews_at(run, mailoutbox, organisation, tier):
+    starter = Tier.objects.create(name="Starter", slug="starter")
+    TierPrice.objects.create(
+        tier=starter,
+        organisation_type=organisation.organisation_type,
+        size_band=organisation.size_band,
+        annual_pence=60_000,
+    )
+    _subscribe(organisation, tier, ends=_days_ahead(30), payment_method="invoice", scheduled_tier=starter)
+
+    run(renewals.send_renewal_reminders, now=NOW)
+
+    [message] = mailoutbox
+    for body in _bodies(message):
+        assert "Tyne Analytics's Starter membership" in body
+        assert "moves from Growth to Starter at this renewal" in body
+        assert "Price: £600.00 plus VAT a year." in body
+        assert "£1,234.00" not in body
 
 
 def test_it_asks_for_a_missing_po_number_only_where_one_is_needed(run, mailoutbox, tier):
@@ -676,6 +696,19 @@ def test_a_notice_no_longer_true_is_not_queued_again(run, django_capture_on_comm
     assert run(renewals.redeliver_notices, now=NOW + timedelta(hours=2)) == 1  # the task finds the period moved on
     assert mailoutbox == []
     assert run(renewals.redeliver_notices, now=NOW + timedelta(days=8)) == 0  # a week on, it is given up
+
+
+def test_a_lapse_notice_not_yet_delivered_is_not_sent_once_the_organisation_has_rejoined(
+    run, mailoutbox, organisation, tier
+):
+    lapsed = _subscribe(organisation, tier, ends=_days_ahead(-35), status=Status.LAPSED, ended_at=NOW)
+    BillingNotice.objects.create(subscription=lapsed, kind=Kind.LAPSED, key=renewals._period_key(lapsed), queued_at=NOW)
+    _subscribe(organisation, tier, ends=_days_ahead(365))  # it joined again meanwhile
+
+    assert run(renewals.redeliver_notices, now=NOW + timedelta(hours=2)) == 0
+    run(tasks.send_billing_email, lapsed.pk, Kind.LAPSED)  # a task queued before it rejoined
+
+    assert mailoutbox == []
 
 
 def test_two_workers_given_the_same_email_send_it_once(transactional_db, mailoutbox, monkeypatch, tier):
