@@ -130,10 +130,8 @@ def _check_tier_change(subscription: Subscription, tier: Tier) -> tuple[int, boo
         )
     _refuse_while_ending(subscription)
     amount = _price_or_refuse(tier, organisation, subscription.interval)
-    upgrade = amount > subscription.amount_pence
-    if not upgrade:
-        _refuse_too_few_seats(organisation, tier)
-    return amount, upgrade
+    _refuse_too_few_seats(organisation, tier)  # a dearer tier may seat fewer people too
+    return amount, amount > subscription.amount_pence
 
 
 def keep_tier(organisation: Organisation, actor: User) -> str:

@@ -154,6 +154,14 @@ def _too_many_people(member, tiers):
     return tiers.starter, "Starter seats 1 people, and Tyne Robotics has 2"
 
 
+def _dearer_but_too_few_seats(member, tiers):
+    """An upgrade by price can still seat fewer people."""
+    tiers.scale.seat_limit = 1
+    tiers.scale.save()
+    factories.add_member(member.organisation, factories.make_user("second@tyne-robotics.example"))
+    return tiers.scale, "Scale seats 1 people, and Tyne Robotics has 2"
+
+
 def _set_to_end(member, tiers):
     Subscription.objects.filter(pk=member.subscription.pk).update(cancel_at_period_end=True)
     return tiers.scale, "set to end"
@@ -171,7 +179,10 @@ def _not_an_admin(member, tiers):
     return tiers.scale, "Only an admin"
 
 
-@pytest.mark.parametrize("make", [_same_tier, _no_price, _too_many_people, _set_to_end, _past_due, _not_an_admin])
+@pytest.mark.parametrize(
+    "make",
+    [_same_tier, _no_price, _too_many_people, _dearer_but_too_few_seats, _set_to_end, _past_due, _not_an_admin],
+)
 def test_a_tier_change_that_cannot_be_made_is_refused_and_changes_nothing(
     fake_stripe, card_member, scale, starter, make
 ):
