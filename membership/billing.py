@@ -1003,6 +1003,7 @@ def _sync_subscription(subscription: Subscription, data: dict, *, unpaid: bool =
     terms_before = {field: getattr(subscription, field) for field in _TERMS}
     row_before = _synced_fields(subscription)
     ended_as_set = _ended_as_set(subscription, data, target)  # judged on the terms as they were
+    period_end_before = subscription.current_period_end
     _copy_terms(subscription, data)
     _copy_period(subscription, data)
     if ended_as_set:
@@ -1022,6 +1023,23 @@ def _sync_subscription(subscription: Subscription, data: dict, *, unpaid: bool =
             # come in no fixed order), becoming past due means a payment failed: the member is asked to fix it.
             _queue_payment_failed_notice(subscription)
     _audit_terms(subscription, terms_before)
+    _audit_renewal(subscription, period_end_before)
+
+
+def _audit_renewal(subscription: Subscription, period_end_before: datetime | None) -> None:
+    """A new period (Stripe renewed the membership) is a change of what the organisation has paid for: audited,
+    with the old and the new end. A first period, or one read again, is not a renewal."""
+    period_end = subscription.current_period_end
+    if period_end_before is None or period_end is None or period_end <= period_end_before:
+        return
+    before, after = timezone.localdate(period_end_before), timezone.localdate(period_end)
+    record_audit(
+        "billing.subscription.renewed",
+        # Named without the organisation or the tier, which the webhook's row lock does not read.
+        f"Membership renewed at Stripe: it now runs to {after:%-d %B %Y}",
+        organisation_id=subscription.organisation_id,
+        changes={"current_period_end": [before.isoformat(), after.isoformat()]},
+    )
 
 
 def _ended_as_set(subscription: Subscription, data: dict, target: str) -> bool:

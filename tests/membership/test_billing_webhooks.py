@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from membership import billing
 from membership.engagement import recompute_scores
@@ -425,8 +426,8 @@ def test_a_paid_renewal_is_recorded_in_a_fixed_number_of_statements(
 
     # The transaction (a savepoint here), the ledger row, the subscription's lock, the invoice's lock and its new
     # row, its audit entry, the activity (one insert, no savepoint of its own), the score settings and the score,
-    # and the renewed period. SQLite reads the score before writing it back: one more.
-    with django_assert_num_queries(11 if connection.vendor == "postgresql" else 12):
+    # the renewed period and its audit entry. SQLite reads the score before writing it back: one more.
+    with django_assert_num_queries(12 if connection.vendor == "postgresql" else 13):
         billing.receive_stripe_webhook(*payload)
 
     invoice = Invoice.objects.get(stripe_invoice_id=renewal["id"])
@@ -434,4 +435,15 @@ def test_a_paid_renewal_is_recorded_in_a_fixed_number_of_statements(
     entry = AuditEntry.objects.filter(action="billing.invoice.paid").latest("id")
     assert entry.organisation_id == active.subscription.organisation_id
     assert renewal["number"] in entry.summary
-    assert fresh(active.subscription).current_period_end > period_end
+    renewed = fresh(active.subscription).current_period_end
+    assert renewed > period_end
+    entry = AuditEntry.objects.get(action="billing.subscription.renewed")
+    assert entry.changes == {
+        "current_period_end": [timezone.localdate(period_end).isoformat(), timezone.localdate(renewed).isoformat()]
+    }
+    # The same renewal delivered again, or read again by the subscription's own event, is no second renewal.
+    billing.receive_stripe_webhook(*_signed("invoice.paid", renewal))
+    billing.receive_stripe_webhook(
+        *_signed("customer.subscription.updated", fake_stripe.objects[active.stripe_subscription["id"]])
+    )
+    assert AuditEntry.objects.filter(action="billing.subscription.renewed").count() == 1
