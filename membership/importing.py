@@ -5,7 +5,9 @@ What an import guarantees:
 - Columns are found by name, in any order (``MemberImportResource`` lists them); each must be present, once. Other
   columns are reported and ignored, repeated or not. A CSV may be UTF-8, Windows' code page or UTF-16 (with its
   byte order mark), separated by commas, semicolons or tabs, its lines ending in any way; a workbook cell holding a
-  formula's error (#N/A) is a row error, and control characters are left out of every text.
+  formula's error (#N/A) is a row error, and control characters are left out of every text. In a workbook, a
+  renewal date may be a date cell or a date's serial number (a whole number, counted from the workbook's 1900 or
+  1904 date system, from 1990 to 2100); in a CSV it is written out, like 2026-03-31 or 31/03/2026.
 - Every row is checked before anything is kept: if any row has an error, nothing is written. Rows are numbered as
   the spreadsheet numbers them (the header is row 1).
 - Contacts are matched by e-mail address ignoring case; organisations by company number (1234567 is 01234567),
@@ -146,6 +148,7 @@ class Sheet:
         self._done = 0.0
         self._file = None
         self._workbook = None
+        self.epoch: datetime | None = None  # a workbook's date system: where its dates' serial numbers count from
 
     def __enter__(self) -> Sheet:
         return self
@@ -224,6 +227,7 @@ class Sheet:
             self._workbook = load_workbook(self.path, read_only=True, data_only=True)
         except Exception as error:  # openpyxl raises many kinds for a damaged file
             raise ImportFileError("This Excel file could not be read: save it again as .xlsx, or as CSV.") from error
+        self.epoch = self._workbook.epoch
         sheet = self._workbook.worksheets[0]
         total = sheet.max_row or 0  # as saved: only for the progress bar
         # The saved dimensions may be stale (some programs write A1): believing them would lose rows and columns.
@@ -427,6 +431,7 @@ class SpreadsheetImport:
         except StopIteration:
             raise ImportFileError("The file is empty.") from None
         positions = self._columns(header)
+        self.resource.read_numbers_as_dates(sheet.epoch)
         for number, cells in rows:
             if _blank(cells):
                 continue

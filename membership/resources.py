@@ -169,12 +169,19 @@ class ChoiceWidget(widgets.CharWidget):
 
 
 class DayWidget(widgets.DateWidget):
-    """A date as 2026-03-31, 31/03/2026 or 31 Mar 2026, or a spreadsheet's own date cell."""
+    """A date as 2026-03-31, 31/03/2026 or 31 Mar 2026, or a spreadsheet's own date cell.
+
+    In a workbook, a whole number from 1990 to 2100 is a date too: a date cell formatted as General or as a number
+    holds the date's serial number, counted from the workbook's ``epoch`` (its 1900 or 1904 date system). A CSV has
+    no epoch (``epoch`` is None), and a number there could be any date, so it is refused.
+    """
 
     FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y", "%d %b %Y", "%d %B %Y")
+    YEARS = (1990, 2100)  # a serial number outside these years is more likely another number in the wrong column
 
     def __init__(self) -> None:
         super().__init__(format=self.FORMATS)
+        self.epoch: datetime | None = None
 
     def clean(self, value, row=None, **kwargs) -> date | None:
         if isinstance(value, datetime):
@@ -189,7 +196,28 @@ class DayWidget(widgets.DateWidget):
                 return datetime.strptime(text, pattern).date()
             except ValueError:
                 continue
+        if self.epoch is not None and isinstance(value, int | float) and not isinstance(value, bool):
+            return self._from_serial(value, text)  # only a workbook's number cell gets this far
         raise ValueError(f"“{text}” is not a date: write it like 2026-03-31 or 31/03/2026.")
+
+    def _from_serial(self, serial: float, text: str) -> date:
+        from openpyxl.utils.datetime import from_excel
+
+        if isinstance(serial, float) and not serial.is_integer():
+            raise ValueError(
+                f"“{text}” is a number, not a date: format the cell as a date, or write it like 2026-03-31."
+            )
+        try:
+            moment = from_excel(serial, self.epoch)
+        except OverflowError:  # further from the epoch than a datetime reaches
+            moment = None
+        first, last = self.YEARS
+        if not isinstance(moment, datetime) or not first <= moment.year <= last:  # below 1, a time of day
+            raise ValueError(
+                f"“{text}” is not a date from {first} to {last}: format the cell as a date, or write it like "
+                "2026-03-31."
+            )
+        return moment.date()
 
 
 class ConsentWidget(widgets.BooleanWidget):
@@ -282,6 +310,13 @@ class MemberImportResource(resources.Resource):
     @property
     def columns(self) -> list[str]:
         return [field.column_name for field in self.import_fields]
+
+    def read_numbers_as_dates(self, epoch: datetime | None) -> None:
+        """Date columns read a number as the serial number of a date counted from a workbook's ``epoch``; None (a
+        CSV) refuses numbers."""
+        for field in self.import_fields:
+            if isinstance(field.widget, DayWidget):
+                field.widget.epoch = epoch
 
     def clean_row(self, row: dict) -> tuple[dict, dict[str, list[str]]]:
         """The row's cleaned values by column, and the messages of the cells that could not be read."""

@@ -65,10 +65,13 @@ def write_csv(path: Path, rows: list[dict], columns: list[str] = COLUMNS) -> Pat
     return path
 
 
-def write_xlsx(path: Path, rows: list[dict], columns: list[str] = COLUMNS) -> Path:
+def write_xlsx(path: Path, rows: list[dict], columns: list[str] = COLUMNS, epoch=None) -> Path:
+    """``epoch``: the workbook's date system (openpyxl's ``CALENDAR_MAC_1904`` for 1904), else 1900's."""
     from openpyxl import Workbook
 
     workbook = Workbook()
+    if epoch is not None:
+        workbook.epoch = epoch
     sheet = workbook.active
     sheet.append(columns)
     for row in rows:

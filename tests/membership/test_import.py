@@ -542,6 +542,64 @@ def test_an_excel_workbook_with_date_cells_imports(tmp_path, growth):
     assert subscription.current_period_end.astimezone().date() == date(2027, 3, 31)
 
 
+def test_a_renewal_date_saved_as_its_serial_number_imports_from_a_workbook_but_not_a_csv(tmp_path, growth):
+    rows = [dict(row) for row in STANDARD_ROWS]
+    rows[0]["renewal_date"] = 46477  # 2027-03-31 in a cell formatted as General, as other tools export dates
+    rows[1]["renewal_date"] = 46477.0  # the same, written as a whole-valued float
+
+    report = run(write_xlsx(tmp_path / "members.xlsx", rows))
+
+    assert report.ok, report.errors
+    subscription = Subscription.objects.get(organisation__company_number="01234567")
+    assert subscription.current_period_end.astimezone().date() == date(2027, 3, 31)
+    # In a CSV a bare number could be any date: it stays an error.
+    errors = run(write_csv(tmp_path / "members.csv", rows), dry_run=True).errors
+    assert [(error.row_number, error.messages) for error in errors] == [
+        (2, {"renewal_date": ["“46477” is not a date: write it like 2026-03-31 or 31/03/2026."]}),
+        (3, {"renewal_date": ["“46477.0” is not a date: write it like 2026-03-31 or 31/03/2026."]}),
+    ]
+
+
+def test_a_serial_number_counts_from_the_workbooks_own_epoch(tmp_path, growth):
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+
+    rows = [contact({**ACME, "renewal_date": 45015}, "ann.lee@acme-robotics.example", "Ann", "Lee", role="admin")]
+
+    report = run(write_xlsx(tmp_path / "members.xlsx", rows, epoch=CALENDAR_MAC_1904))
+
+    assert report.ok, report.errors
+    subscription = Subscription.objects.get(organisation__company_number="01234567")
+    assert subscription.current_period_end.astimezone().date() == date(2027, 3, 31)  # 2023-03-30 counted from 1900
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [
+        (46477.5, "“46477.5” is a number, not a date: format the cell as a date, or write it like 2026-03-31."),
+        (12, "“12” is not a date from 1990 to 2100: format the cell as a date, or write it like 2026-03-31."),
+        (0, "“0” is not a date from 1990 to 2100: format the cell as a date, or write it like 2026-03-31."),
+        (-46477, "“-46477” is not a date from 1990 to 2100: format the cell as a date, or write it like 2026-03-31."),
+        (99999, "“99999” is not a date from 1990 to 2100: format the cell as a date, or write it like 2026-03-31."),
+        (
+            10**12,
+            "“1000000000000” is not a date from 1990 to 2100: format the cell as a date, or write it like 2026-03-31.",
+        ),
+    ],
+    ids=["fraction", "too-early", "zero", "negative", "too-late", "beyond-any-date"],
+)
+def test_a_number_that_is_no_likely_date_is_a_row_error_and_nothing_is_written(tmp_path, growth, cell, message):
+    rows = [*STANDARD_ROWS, contact({**ACME, "renewal_date": cell}, "dee@acme-robotics.example", "Dee", "Ray")]
+    before = counts()
+
+    report = run(write_xlsx(tmp_path / "members.xlsx", rows))
+
+    assert not report.ok and not report.written
+    assert counts() == before
+    [error] = report.errors
+    assert error.row_number == 5
+    assert error.messages == {"renewal_date": [message]}
+
+
 def test_a_workbook_whose_saved_dimensions_are_stale_is_read_whole(tmp_path, growth):
     # Some programs save <dimension ref="A1"/> whatever the sheet holds.
     path = write_xlsx(tmp_path / "members.xlsx", STANDARD_ROWS)
