@@ -20,11 +20,11 @@ from django.utils.functional import cached_property
 from modelcluster.fields import ParentalManyToManyField
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel
 from wagtail.fields import RichTextField
-from wagtail.models import Page, PageManager
+from wagtail.models import Page, PageManager, PageViewRestriction
 from wagtail.query import PageQuerySet
 from wagtail.search import index
 
-from cms.cache import QuickPrivacyCheck
+from cms.cache import QuickPrivacyCheck, any_view_restrictions
 
 DEFAULT_TIME_ZONE = "Europe/London"
 # Ticket references are read aloud and typed at the door: no 0/O or 1/I/L.
@@ -65,11 +65,23 @@ class EventIndexPage(QuickPrivacyCheck, Page):
         from django.core.paginator import Paginator
 
         context = super().get_context(request, *args, **kwargs)
-        events = EventPage.objects.child_of(self).with_places_taken().prefetch_related("free_for_tiers")
+        events = _readable_by(request, EventPage.objects.child_of(self))
+        events = events.with_places_taken().prefetch_related("free_for_tiers")
         now = timezone.now()
         context["upcoming"] = Paginator(events.upcoming(now), EVENTS_PER_PAGE).get_page(request.GET.get("page"))
         context["past"] = Paginator(events.past(now), EVENTS_PER_PAGE).get_page(request.GET.get("past"))
         return context
+
+
+def _readable_by(request, events: "EventPageQuerySet") -> "EventPageQuerySet":
+    """The events whose own privacy settings (a password, log-in or group restriction on the event's page) let
+    this visitor read them: the programme does not name an event its page would refuse. Restrictions on the
+    index and above were checked by Wagtail before the index was served."""
+    if not any_view_restrictions():
+        return events
+    restrictions = PageViewRestriction.objects.filter(page__in=events.values("pk")).prefetch_related("groups")
+    refused = {restriction.page_id for restriction in restrictions if not restriction.accept_request(request)}
+    return events.exclude(pk__in=refused) if refused else events
 
 
 class EventPageQuerySet(PageQuerySet):

@@ -3,10 +3,12 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from wagtail.models import PageViewRestriction
 
 from cms.events import services
 from cms.events.models import EventIndexPage, EventPage, EventRegistration
@@ -44,6 +46,31 @@ def test_an_unpublished_event_is_not_listed_as_upcoming(client):
     make_event("Draft event", live=False)
     assert not EventPage.objects.upcoming().exists()
     assert "Draft event" not in client.get("/events/").content.decode()
+
+
+def test_the_programme_does_not_name_an_event_its_page_would_refuse(client):
+    """An event restricted to a group or a password in Wagtail's privacy settings stays out of the events list for
+    anyone its page refuses: its title, date, venue and summary are not public."""
+    make_event("Open Breakfast")
+    board_only = make_event("Board Away Day", summary="The board plans the secret merger.")
+    password_only = make_event("Sponsors Dinner")
+    board = Group.objects.create(name="Advisory board")
+    PageViewRestriction.objects.create(page=board_only, restriction_type=PageViewRestriction.GROUPS).groups.set([board])
+    PageViewRestriction.objects.create(
+        page=password_only, restriction_type=PageViewRestriction.PASSWORD, password="s3cret"
+    )
+
+    html = client.get("/events/").content.decode()
+    assert "Open Breakfast" in html
+    assert "Board Away Day" not in html and "secret merger" not in html
+    assert "Sponsors Dinner" not in html
+
+    member_of_board = make_user("chair@board.example")
+    member_of_board.groups.add(board)
+    client.force_login(member_of_board)
+    html = client.get("/events/").content.decode()
+    assert "Board Away Day" in html  # the page would let them in, so the list names it
+    assert "Sponsors Dinner" not in html
 
 
 def test_the_event_page_shows_times_in_the_events_time_zone_and_prices(client):
