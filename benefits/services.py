@@ -263,11 +263,15 @@ def submit_offer(organisation: Organisation, actor: User, form) -> Perk:
     """An org admin offers a perk from their organisation; it waits for the membership team's approval.
 
     ``form`` is a validated ModelForm for a new perk or one of the organisation's draft or rejected offers.
+    An offer is checked as it stands in the database, under its row lock: one the membership team approved
+    since the member opened it is refused, not sent back for approval with the member's changes.
     """
     _require_org_admin(organisation, actor)
+    if form.instance.pk:
+        stored = _locked_offer(form.instance)
+        if stored.status not in (Perk.Status.DRAFT, Perk.Status.REJECTED, Perk.Status.PENDING):
+            raise MembershipError("A published offer can only be changed by the membership team.")
     perk = form.save(commit=False)
-    if perk.pk and perk.status not in (Perk.Status.DRAFT, Perk.Status.REJECTED, Perk.Status.PENDING):
-        raise MembershipError("A published offer can only be changed by the membership team.")
     perk.provider = provider_for(organisation)
     if not perk.slug:
         perk.slug = _unique_perk_slug(perk.title)

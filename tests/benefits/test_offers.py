@@ -5,9 +5,11 @@ from django.contrib.auth.models import Group, Permission
 from django.urls import reverse
 
 from benefits import services
+from benefits.forms import OfferForm
 from benefits.models import Category, Perk
 from benefits.permissions import grant_perks_team_permissions
 from membership.models import AuditEntry, OrganisationMember
+from membership.services import MembershipError
 from tests import factories
 from tests.benefits.conftest import person_at, subscribe
 
@@ -175,6 +177,24 @@ def test_a_live_offer_cannot_be_edited_by_the_member_but_can_be_withdrawn(client
     perk.refresh_from_db()
     assert perk.status == Perk.Status.EXPIRED
     assert AuditEntry.objects.filter(action="benefits.offer.withdrawn").exists()
+
+
+def test_an_offer_approved_while_its_edit_was_on_the_way_is_not_changed_or_unpublished(
+    client, offering_admin, approver
+):
+    """The member's edit was read while the offer was pending; staff approve it before the change is saved. The
+    live offer keeps what staff approved, and stays published."""
+    submit(client, offering_admin)
+    organisation = offering_admin.memberships.get().organisation
+    form = OfferForm({**OFFER, "title": "Changed after approval"}, instance=Perk.objects.get())
+    assert form.is_valid()
+    services.approve_offer(Perk.objects.get(), approver)
+
+    with pytest.raises(MembershipError):
+        services.submit_offer(organisation, offering_admin, form)
+    perk = Perk.objects.get()
+    assert perk.status == Perk.Status.PUBLISHED
+    assert perk.title == "Accessibility audit"
 
 
 def test_the_provider_sees_how_often_its_offer_was_redeemed(client, offering_admin, approver, growth_member):
