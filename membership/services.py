@@ -274,6 +274,8 @@ def invite_colleague(organisation: Organisation, actor: User, email: str, role: 
         email__iexact=email, accepted_at__isnull=True, revoked_at__isnull=True
     ).first()
     if existing and existing.status == "pending":
+        if existing.role != role:  # asked again with another role: the invitation that goes out says the new one
+            _change_invitation_role(existing, actor, role)
         return resend_invitation(existing, actor)
     if existing:  # expired: close it, so the new one is the only open invitation
         existing.revoked_at = timezone.now()
@@ -295,11 +297,15 @@ def invite_colleague(organisation: Organisation, actor: User, email: str, role: 
 
 @transaction.atomic
 def resend_invitation(invitation: Invitation, actor: User) -> Invitation:
-    """Send a fresh link (and a fresh expiry); earlier links stop working."""
-    _require_admin(invitation.organisation, actor)
+    """Send a fresh link (and a fresh expiry); earlier links stop working. An expired invitation sent again takes
+    a seat again, so it needs one free, as a new invitation does."""
+    organisation = _lock(invitation.organisation)
+    _require_admin(organisation, actor)
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.accepted_at or invitation.revoked_at:
         raise MembershipError("That invitation has already been accepted or revoked.")
+    if invitation.status == "expired":
+        _check_seat_available(organisation)
     invitation.refresh_nonce()
     invitation.save(update_fields=["nonce", "sent_at", "expires_at"])
     record_audit(
@@ -310,6 +316,19 @@ def resend_invitation(invitation: Invitation, actor: User) -> Invitation:
     )
     _queue_invitation_email(invitation)
     return invitation
+
+
+def _change_invitation_role(invitation: Invitation, actor: User, role: str) -> None:
+    before = invitation.role
+    Invitation.objects.filter(pk=invitation.pk).update(role=role)
+    invitation.role = role
+    record_audit(
+        "membership.invitation.role_changed",
+        f"{actor} changed the invitation for {invitation.email} to {Role(role).label.lower()}",
+        actor=actor,
+        organisation=invitation.organisation,
+        changes={"role": [before, role]},
+    )
 
 
 @transaction.atomic

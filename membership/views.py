@@ -273,7 +273,11 @@ def decide_join_request(
     request: HttpRequest, organisation: Organisation, membership: OrganisationMember, pk: int
 ) -> HttpResponse:
     join_request = get_object_or_404(JoinRequest, pk=pk, organisation=organisation)
-    approve = request.POST.get("decision") == "approve"
+    decision = request.POST.get("decision")
+    if decision not in ("approve", "decline"):  # anything else decides nothing
+        messages.error(request, "Choose approve or decline.")
+        return redirect("membership:colleagues", organisation.slug)
+    approve = decision == "approve"
     try:
         services.decide_join_request(join_request, request.user, approve=approve)
     except MembershipError as error:

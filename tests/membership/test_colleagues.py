@@ -1,11 +1,14 @@
 import re
+import threading
+import time as clock
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import User
-from membership import services
+from membership import services, tasks
 from membership.models import (
     AuditEntry,
     Invitation,
@@ -17,6 +20,7 @@ from membership.models import (
     Tier,
 )
 from membership.services import MembershipError
+from tests.conftest import require
 from tests.factories import make_user
 
 Role = OrganisationMember.Role
@@ -280,3 +284,213 @@ def test_an_ended_subscription_sets_no_seat_limit(founder, organisation):
     tier = Tier.objects.create(name="Start-up", slug="start-up", seat_limit=1)
     Subscription.objects.create(organisation=organisation, tier=tier, status="lapsed", amount_pence=30_000)
     assert services.seat_limit(organisation) is None
+
+
+def test_sending_an_expired_invitation_again_needs_a_free_seat(
+    founder, organisation, django_capture_on_commit_callbacks
+):
+    organisation.seat_limit = 2
+    organisation.save()
+    old = _invite(organisation, founder, "old@tyne-analytics.example", django_capture_on_commit_callbacks)
+    Invitation.objects.filter(pk=old.pk).update(expires_at=timezone.now() - timedelta(days=1))
+    _invite(organisation, founder, "new@tyne-analytics.example", django_capture_on_commit_callbacks)
+    assert organisation.seats_taken() == 2  # the founder and the new invitation: full
+
+    with pytest.raises(MembershipError, match="all 2 of its seats"):
+        services.resend_invitation(Invitation.objects.get(pk=old.pk), founder)
+
+    assert Invitation.objects.get(pk=old.pk).status == "expired"
+    assert organisation.seats_taken() == 2
+    # An open invitation sent again takes no further seat, and goes.
+    new = Invitation.objects.get(email="new@tyne-analytics.example")
+    assert services.resend_invitation(new, founder).status == "pending"
+
+
+def test_inviting_an_address_again_with_another_role_invites_with_that_role(
+    founder, organisation, django_capture_on_commit_callbacks
+):
+    first = _invite(organisation, founder, "cto@tyne-analytics.example", django_capture_on_commit_callbacks)
+    assert first.role == Role.MEMBER
+
+    with django_capture_on_commit_callbacks(execute=True):
+        again = services.invite_colleague(organisation, founder, "cto@tyne-analytics.example", Role.ADMIN)
+
+    assert again.pk == first.pk and again.role == Role.ADMIN
+    assert Invitation.objects.get(pk=first.pk).role == Role.ADMIN
+    entry = AuditEntry.objects.get(action="membership.invitation.role_changed")
+    assert entry.changes == {"role": [Role.MEMBER, Role.ADMIN]}
+    cto = make_user("cto@tyne-analytics.example")
+    assert services.accept_invitation(again, cto).role == Role.ADMIN
+
+
+def test_a_join_decision_that_is_neither_approve_nor_decline_decides_nothing(
+    client, founder, organisation, mailoutbox, django_capture_on_commit_callbacks
+):
+    colleague = make_user("sam@tyne-analytics.example")
+    with django_capture_on_commit_callbacks(execute=True):
+        join_request = services.request_to_join(organisation, colleague, "hello")
+    mailoutbox.clear()
+    client.force_login(founder)
+    url = f"/my/org/{organisation.slug}/join-requests/{join_request.pk}/"
+
+    for decision in ({"decision": "Approve"}, {"decision": ""}, {}):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(url, decision, follow=True)
+        assert "Choose approve or decline." in response.content.decode()
+
+    join_request.refresh_from_db()
+    assert join_request.status == JoinRequest.Status.PENDING
+    assert mailoutbox == []
+    assert not OrganisationMember.objects.filter(user=colleague).exists()
+
+
+# Each e-mail goes once, however often its job runs -----------------------------------------------------------
+
+
+def _smtp_down_once(monkeypatch):
+    send = tasks.send_email
+    calls = {"n": 0}
+
+    def smtp_down_once(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionRefusedError("SMTP is down")
+        send(*args, **kwargs)
+
+    monkeypatch.setattr(tasks, "send_email", smtp_down_once)
+
+
+def test_the_invitation_email_job_run_twice_sends_one_email(
+    founder, organisation, mailoutbox, django_capture_on_commit_callbacks
+):
+    invitation = _invite(organisation, founder, "mia@tyne-analytics.example", django_capture_on_commit_callbacks)
+    tasks.send_invitation_email(invitation.pk)  # the broker delivers the job again
+
+    assert len(mailoutbox) == 1
+    invitation.refresh_from_db()
+    assert invitation.emailed_nonce == invitation.nonce
+
+
+def test_a_resent_invitation_emails_its_new_link_once(
+    founder, organisation, mailoutbox, django_capture_on_commit_callbacks
+):
+    invitation = _invite(organisation, founder, "mia@tyne-analytics.example", django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.resend_invitation(invitation, founder)
+    tasks.send_invitation_email(invitation.pk)
+
+    assert len(mailoutbox) == 2
+    assert _key_from(mailoutbox[0]) != _key_from(mailoutbox[1])
+    assert services.find_invitation(_key_from(mailoutbox[1])) == invitation
+
+
+def test_an_invitation_email_that_failed_to_send_is_sent_once_by_the_retry(
+    founder, organisation, mailoutbox, monkeypatch
+):
+    invitation = services.invite_colleague(organisation, founder, "mia@tyne-analytics.example")
+    _smtp_down_once(monkeypatch)
+
+    with pytest.raises(OSError):
+        tasks.send_invitation_email(invitation.pk)
+    assert mailoutbox == []
+    tasks.send_invitation_email(invitation.pk)
+    tasks.send_invitation_email(invitation.pk)
+
+    assert len(mailoutbox) == 1
+
+
+def test_an_outbox_publish_that_dies_after_the_broker_took_the_job_sends_one_email(
+    founder, organisation, mailoutbox, monkeypatch, django_capture_on_commit_callbacks
+):
+    from config import outbox
+    from config.celery import app
+    from config.models import QueuedTask
+
+    broker = []  # what the broker has taken; a worker runs it later, in its own transaction
+    monkeypatch.setattr(outbox.app, "send_task", lambda name, args, **kwargs: broker.append((name, args)))
+    app.conf.task_always_eager = False  # through the outbox, as with a broker (the conftest fixture restores it)
+    save = QueuedTask.save
+    dying = {"on": True}
+
+    def die_after_the_broker_took_it(self, *args, **kwargs):
+        if dying["on"] and kwargs.get("update_fields") == ["sent_at", "attempts"]:
+            raise RuntimeError("the web process died here")
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(QueuedTask, "save", die_after_the_broker_took_it)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.invite_colleague(organisation, founder, "new@tyne-analytics.example")
+    dying["on"] = False
+    assert outbox.relay_pending() == 1  # the row was never marked sent, so the relay publishes it again
+
+    assert len(broker) == 2
+    for name, args in broker:
+        app.tasks[name](*args)
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].to == ["new@tyne-analytics.example"]
+
+
+def test_two_workers_given_the_same_invitation_email_send_it_once(transactional_db, mailoutbox, monkeypatch):
+    require(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL) to send one invitation twice at once")
+    founder = make_user("founder@tyne-analytics.example")
+    organisation = services.create_organisation(
+        founder, name="Tyne Analytics", organisation_type=OrganisationType.SME, size_band=SizeBand.SMALL
+    )
+    invitation = services.invite_colleague(organisation, founder, "mia@tyne-analytics.example")
+    send = tasks.send_email
+
+    def slow_send(*args, **kwargs):
+        clock.sleep(0.5)  # the other worker arrives while this one is sending
+        send(*args, **kwargs)
+
+    monkeypatch.setattr(tasks, "send_email", slow_send)
+
+    def work():
+        try:
+            tasks.send_invitation_email(invitation.pk)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(mailoutbox) == 1
+
+
+def test_the_join_request_and_decision_email_jobs_run_twice_send_one_email_each(
+    founder, organisation, mailoutbox, django_capture_on_commit_callbacks
+):
+    colleague = make_user("sam@tyne-analytics.example")
+    with django_capture_on_commit_callbacks(execute=True):
+        join_request = services.request_to_join(organisation, colleague, "I run the data team")
+    tasks.send_join_request_email(join_request.pk)
+    assert [message.to for message in mailoutbox] == [[founder.email]]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        services.decide_join_request(join_request, founder, approve=True)
+    tasks.send_join_decision_email(join_request.pk)
+    assert [message.to for message in mailoutbox] == [[founder.email], [colleague.email]]
+
+
+def test_join_request_and_decision_emails_that_failed_to_send_are_sent_once_by_the_retry(
+    founder, organisation, mailoutbox, monkeypatch
+):
+    colleague = make_user("sam@tyne-analytics.example")
+    join_request = services.request_to_join(organisation, colleague)
+    _smtp_down_once(monkeypatch)
+    with pytest.raises(OSError):
+        tasks.send_join_request_email(join_request.pk)
+    tasks.send_join_request_email(join_request.pk)
+    tasks.send_join_request_email(join_request.pk)
+    assert [message.to for message in mailoutbox] == [[founder.email]]
+
+    services.decide_join_request(join_request, founder, approve=False)
+    _smtp_down_once(monkeypatch)
+    with pytest.raises(OSError):
+        tasks.send_join_decision_email(join_request.pk)
+    tasks.send_join_decision_email(join_request.pk)
+    tasks.send_join_decision_email(join_request.pk)
+    assert [message.to for message in mailoutbox] == [[founder.email], [colleague.email]]
