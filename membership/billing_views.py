@@ -77,8 +77,16 @@ def _joinable_organisations(request: HttpRequest) -> list[Organisation]:
 
 def join_page(request: HttpRequest) -> HttpResponse:
     """The tiers side by side, priced for the visitor's organisation type and size."""
+    return _join_page(request)
+
+
+def _join_page(
+    request: HttpRequest, *, refused: JoinForm | None = None, errors: list[str] = (), status: int = 200
+) -> HttpResponse:
+    """The Join page; ``refused`` is a join that was refused: the page comes back priced for its organisation, with
+    ``errors`` on that tier's form and what the admin chose and typed in it."""
     joinable = _joinable_organisations(request)
-    default = joinable[0] if joinable else None
+    default = refused.organisation if refused is not None else (joinable[0] if joinable else None)
     initial = (
         {"organisation_type": default.organisation_type, "size_band": default.size_band}
         if default
@@ -97,12 +105,38 @@ def join_page(request: HttpRequest) -> HttpResponse:
             ),
             None,
         )
-        offers.append({"tier": tier, "price": price})
+        forms_here = [_join_form_values(tier, organisation, refused, errors) for organisation in joinable]
+        offers.append({"tier": tier, "price": price, "forms": forms_here})
+    if errors and not any(form["errors"] for offer in offers if offer["price"] for form in offer["forms"]):
+        for error in errors:  # the form it came from is not on the page (the organisation has joined since, say)
+            messages.error(request, error)
     return render(
         request,
         "membership/billing/join.html",
         {"finder": finder, "offers": offers, "joinable": joinable, "chosen": chosen},
+        status=status,
     )
+
+
+def _join_form_values(tier: Tier, organisation: Organisation, refused: JoinForm | None, errors) -> dict:
+    """What one tier's join form for one organisation shows: its defaults, or what was sent in it and refused."""
+    values = {
+        "organisation": organisation,
+        "interval": Subscription.Interval.YEAR,
+        "payment_method": (
+            Subscription.PaymentMethod.INVOICE if organisation.needs_purchase_order else Subscription.PaymentMethod.CARD
+        ),
+        "po_number": "",
+        "errors": [],
+    }
+    if refused is not None and refused.organisation.pk == organisation.pk and refused.data.get("tier") == str(tier.pk):
+        values.update(
+            interval=refused.data.get("interval", values["interval"]),
+            payment_method=refused.data.get("payment_method", values["payment_method"]),
+            po_number=refused.data.get("po_number", ""),
+            errors=list(errors),
+        )
+    return values
 
 
 _RETURN_MESSAGES = {
@@ -197,12 +231,9 @@ def start_membership(request: HttpRequest, organisation: Organisation, membershi
     if not form.is_valid() and renewing:
         return _billing_page(request, organisation, membership, renew_form=form, status=400)
     if not form.is_valid():
-        for errors in form.errors.values():
-            for error in errors:
-                messages.error(request, error)
-        return redirect(
-            reverse("join") + f"?organisation_type={organisation.organisation_type}&size_band={organisation.size_band}"
-        )
+        # Shown again on the Join page, on the tier's form, with what was chosen and typed.
+        errors = [error for field_errors in form.errors.values() for error in field_errors]
+        return _join_page(request, refused=form, errors=errors, status=400)
     data = form.cleaned_data
     try:
         if data["payment_method"] == Subscription.PaymentMethod.INVOICE:
@@ -213,7 +244,10 @@ def start_membership(request: HttpRequest, organisation: Organisation, membershi
             return redirect("membership:billing", organisation.slug)
         return redirect(billing.start_card_checkout(organisation, data["tier"], data["interval"], request.user))
     except MembershipError as error:
-        # Refused, or Stripe unreachable: nothing was written; the form comes back with what was chosen and typed.
+        # Refused, or Stripe unreachable: nothing was written; the form comes back with what was chosen and typed,
+        # where it was sent from.
+        if not renewing:
+            return _join_page(request, refused=form, errors=[str(error)], status=400)
         form.add_error(None, str(error))
         return _billing_page(request, organisation, membership, renew_form=form, status=400)
 

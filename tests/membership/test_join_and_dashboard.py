@@ -164,3 +164,44 @@ def test_only_finance_may_record_a_bank_transfer(client, member, staff_user, ope
     client.post(url, {"reference": "x"})
     open_invoice.refresh_from_db()
     assert open_invoice.status == "open"
+
+
+def test_a_join_form_error_comes_back_on_the_join_page_with_what_was_typed(client, tiers):
+    admin = make_user("boss@tyne.example")
+    organisation = make_organisation("Tyne Analytics", organisation_type="charity", size_band="1-9")
+    add_member(organisation, admin, Role.ADMIN)
+    client.force_login(admin)
+    growth = tiers["growth"]
+
+    response = client.post(
+        f"/my/org/{organisation.slug}/billing/start/",
+        {"tier": growth.pk, "interval": "month", "payment_method": "invoice", "po_number": "PO-4471-TYPED"},
+    )
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Invoices are annual; choose annual billing to pay by invoice." in html
+    assert 'value="PO-4471-TYPED"' in html
+    assert '<option value="invoice" selected>' in html and '<option value="month" selected>' in html
+    assert "£450" in html  # still priced for the organisation
+    assert not Subscription.objects.filter(organisation=organisation).exists()
+
+
+def test_a_join_stripe_refuses_comes_back_on_the_join_page_with_what_was_typed(client, tiers, fake_stripe):
+    admin = make_user("boss@tyne.example")
+    organisation = make_organisation("Tyne Analytics", organisation_type="sme", size_band="1-9")
+    add_member(organisation, admin, Role.ADMIN)
+    client.force_login(admin)
+    fake_stripe.fail(500)
+
+    response = client.post(
+        f"/my/org/{organisation.slug}/billing/start/",
+        {"tier": tiers["growth"].pk, "interval": "year", "payment_method": "invoice", "po_number": "PO-9"},
+    )
+
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "Join Growth as Tyne Analytics" in html  # the Join page, not the billing page
+    assert 'value="PO-9"' in html
+    assert "Payments are not available just now. Nothing has been charged" in html  # and says why
+    assert not Subscription.objects.live().filter(organisation=organisation).exists()
