@@ -43,7 +43,7 @@ from config.db import insert_once
 from membership import stripe_api
 from membership.activity import record_activity
 from membership.models import ActivityKind, Invoice, Organisation, StripeEvent, Subscription, Tier, TierPrice
-from membership.services import MembershipError, membership_of, record_audit
+from membership.services import MembershipError, diff, membership_of, record_audit
 
 logger = logging.getLogger(__name__)
 
@@ -647,8 +647,13 @@ def _lockable():
 def _change_status(
     subscription: Subscription, status: str, why: str, actor: User | None = None, *, action: str | None = None, **fields
 ) -> None:
-    """Save the new status (and ``fields``) and audit it; the caller holds the row's lock."""
+    """Save the new status (and ``fields``) and audit it, with the before and after of the status and of every other
+    field the change set to a new value (a grace period's end, a period, the end date); the caller holds the row's
+    lock."""
     before = subscription.status
+    # The end date too: cancelling sets it when no field does.
+    others = list(dict.fromkeys([*fields, "ended_at"]))
+    others_before = {name: getattr(subscription, name) for name in others}
     subscription.status = status
     for name, value in fields.items():
         setattr(subscription, name, value)
@@ -661,7 +666,7 @@ def _change_status(
         f"{subscription.get_status_display().lower()}: {why}",
         actor=actor,
         organisation=subscription.organisation,
-        changes={"status": [before, status]},
+        changes={"status": [before, status], **diff(others_before, subscription, others)},
     )
 
 
@@ -1003,14 +1008,16 @@ def _sync_subscription(subscription: Subscription, data: dict, *, unpaid: bool =
     terms_before = {field: getattr(subscription, field) for field in _TERMS}
     row_before = _synced_fields(subscription)
     ended_as_set = _ended_as_set(subscription, data, target)  # judged on the terms as they were
+    ended_unpaid = not ended_as_set and _ended_unpaid(subscription, data, target)  # and on the status as it was
     period_end_before = subscription.current_period_end
     _copy_terms(subscription, data)
     _copy_period(subscription, data)
-    if ended_as_set:
+    if ended_as_set or ended_unpaid:
         from membership import renewals  # renewals uses this module
 
         subscription.save()  # the terms and period copied above
-        renewals.record_ended_at_stripe(subscription, _when(data["ended_at"]))
+        ended_at = _when(data.get("ended_at")) or timezone.now()
+        renewals.record_ended_at_stripe(subscription, ended_at, unpaid=ended_unpaid)
     elif target == subscription.status:
         if _synced_fields(subscription) != row_before:  # a repeat of what we know writes nothing
             subscription.save()
@@ -1050,6 +1057,20 @@ def _ended_as_set(subscription: Subscription, data: dict, target: str) -> bool:
     set_to_end = subscription.cancel_at_period_end or not subscription.auto_renew or data.get("cancel_at_period_end")
     ended, period_end = _when(data.get("ended_at")), _copied_period(data)[1] or subscription.current_period_end
     return bool(set_to_end) and ended is not None and period_end is not None and ended >= period_end
+
+
+def _ended_unpaid(subscription: Subscription, data: dict, target: str) -> bool:
+    """Whether Stripe ended a membership because it was not paid: its retries gave up (``payment_failed``), or it
+    ended while past due or in grace. That is no cancellation but the lapse the renewals job records when a grace
+    period runs out (``renewals.lapse_expired``), with its e-mail. Ended at the member's (or staff's) own request, it
+    is a cancellation still."""
+    if target != Status.CANCELLED:
+        return False
+    reason = (data.get("cancellation_details") or {}).get("reason")
+    if reason == "cancellation_requested":
+        return False
+    unpaid = subscription.status in (Status.PAST_DUE, Status.GRACE)
+    return unpaid or (subscription.status == Status.ACTIVE and reason == "payment_failed")
 
 
 _SYNCED = [

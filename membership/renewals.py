@@ -368,11 +368,13 @@ def _lapse(subscription_id: int, now: datetime) -> bool:
     return True
 
 
-def record_ended_at_stripe(subscription: Subscription, ended_at: datetime) -> None:
-    """Stripe ended a membership set to end with its period (``customer.subscription.deleted``), maybe before the
-    daily job came to it: record the lapse as the job does, audited and e-mailed once, so the member hears that it
-    has ended whichever comes first (in demo mode only the job does). The caller holds the row's lock."""
-    _record_lapse(subscription, "was not renewed", ended_at)
+def record_ended_at_stripe(subscription: Subscription, ended_at: datetime, *, unpaid: bool = False) -> None:
+    """Stripe ended a membership (``customer.subscription.deleted``), maybe before the daily job came to it: one set
+    to end with its period, or (``unpaid``) one whose payment Stripe stopped retrying, maybe before its grace period
+    ran out. Record the lapse as the job does, audited and e-mailed once, so the member hears that it has ended
+    whichever comes first (in demo mode only the job does). Stripe has ended it, so there is no renewal to stop.
+    The caller holds the row's lock."""
+    _record_lapse(subscription, "was not paid" if unpaid else "was not renewed", ended_at)
 
 
 def _record_lapse(subscription: Subscription, reason: str, ended_at: datetime) -> None:

@@ -335,7 +335,14 @@ def test_finance_marking_an_invoice_paid_by_bank_transfer_activates_the_membersh
     paid = AuditEntry.objects.get(action="billing.invoice.paid_out_of_band")
     assert (paid.actor, paid.changes) == (staff_user, {"status": ["open", "paid"], "reference": [None, "BACS 2231-77"]})
     activated = AuditEntry.objects.get(action="billing.subscription.activated")
-    assert (activated.actor, activated.changes) == (staff_user, {"status": ["pending", "active"]})
+    assert (activated.actor, activated.changes) == (
+        staff_user,
+        {
+            "status": ["pending", "active"],
+            "current_period_start": [None, str(subscription.current_period_start)],
+            "current_period_end": [None, str(subscription.current_period_end)],
+        },
+    )
 
     # Marking it again, and Stripe's own invoice.paid that follows, change nothing more.
     entries = AuditEntry.objects.count()

@@ -5,6 +5,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
 from membership import billing, billing_changes, renewals
 from membership.models import AuditEntry, BillingNotice, Invoice, Subscription
@@ -90,11 +91,105 @@ def test_a_membership_stripe_ends_as_it_was_set_to_lapses_with_its_email_as_the_
     assert actions(subscription)[-1] == "billing.subscription.lapsed"
 
 
+def _stripe_gives_up(fake_stripe, stripe_id: str, ended: datetime, reason: str | None) -> dict:
+    """Stripe's retries of the renewal ran out and its settings end the subscription there and then."""
+    details = {"reason": reason} if reason else None
+    return fake_stripe.set(
+        stripe_id,
+        status="canceled",
+        ended_at=int(ended.timestamp()),
+        canceled_at=int(ended.timestamp()),
+        cancellation_details=details,
+    )
+
+
+@pytest.mark.parametrize(
+    ("ours", "reason"),
+    [
+        (Status.PAST_DUE, "payment_failed"),
+        (Status.GRACE, "payment_failed"),
+        (Status.PAST_DUE, None),  # no reason given: ending while unpaid says enough
+        (Status.ACTIVE, "payment_failed"),  # the failures' own events not here yet
+    ],
+)
+def test_a_membership_stripe_ends_for_want_of_payment_lapses_with_its_email_once(
+    client, run, fake_stripe, card_member, mailoutbox, ours, reason
+):
+    subscription = card_member.subscription
+    stripe_id = subscription.stripe_subscription_id
+    failed = fake_stripe.renew(stripe_id, paid=False)
+    if ours != Status.ACTIVE:
+        assert run(deliver, client, "invoice.payment_failed", failed).status_code == 200
+    renewed_at = moment(fake_stripe.get(stripe_id)["items"]["data"][0]["current_period_start"])
+    if ours == Status.GRACE:
+        run(renewals.start_grace_periods, now=renewed_at + timedelta(days=2))
+    assert fresh(subscription).status == ours
+
+    # Three weeks on, before the grace period is over, Stripe stops retrying and ends the subscription.
+    ended = renewed_at + timedelta(days=21)
+    gave_up = _stripe_gives_up(fake_stripe, stripe_id, ended, reason)
+    assert run(deliver, client, "customer.subscription.deleted", gave_up).status_code == 200
+
+    lapsed = fresh(subscription)
+    assert (lapsed.status, lapsed.ended_at) == (Status.LAPSED, ended)
+    entry = AuditEntry.objects.get(organisation_id=subscription.organisation_id, action="billing.subscription.lapsed")
+    assert entry.changes["status"] == [ours, Status.LAPSED]
+    assert "was not paid" in entry.summary
+    assert "billing.subscription.cancelled" not in actions(subscription)
+    assert lapsed.notices.filter(kind=BillingNotice.Kind.LAPSED).count() == 1
+    assert [message.subject for message in mailoutbox if "has lapsed" in message.subject] == [
+        "Tyne Robotics's Growth membership has lapsed"
+    ]
+    # Redelivered, and the daily job coming to it later: nothing more is recorded or sent.
+    assert run(deliver, client, "customer.subscription.deleted", gave_up).status_code == 200
+    assert run(renewals.lapse_expired, now=renewed_at + timedelta(days=40)) == 0
+    assert actions(subscription).count("billing.subscription.lapsed") == 1
+    assert BillingNotice.objects.filter(subscription=subscription, kind=BillingNotice.Kind.LAPSED).count() == 1
+    assert len([message for message in mailoutbox if "has lapsed" in message.subject]) == 1
+
+
+def test_a_membership_the_member_cancels_at_stripe_while_unpaid_is_cancelled_not_lapsed(
+    client, run, fake_stripe, card_member, mailoutbox
+):
+    subscription = card_member.subscription
+    stripe_id = subscription.stripe_subscription_id
+    failed = fake_stripe.renew(stripe_id, paid=False)
+    assert run(deliver, client, "invoice.payment_failed", failed).status_code == 200
+
+    # The admin cancels in Stripe's customer portal, at once, rather than fix the card.
+    ended = moment(int(time.time()))
+    cancelled = _stripe_gives_up(fake_stripe, stripe_id, ended, "cancellation_requested")
+    assert run(deliver, client, "customer.subscription.deleted", cancelled).status_code == 200
+
+    subscription = fresh(subscription)
+    assert (subscription.status, subscription.ended_at) == (Status.CANCELLED, ended)
+    assert actions(subscription)[-1] == "billing.subscription.cancelled"
+    assert "billing.subscription.lapsed" not in actions(subscription)
+    assert not subscription.notices.filter(kind=BillingNotice.Kind.LAPSED).exists()
+    assert not [message for message in mailoutbox if "has lapsed" in message.subject]
+
+
+def test_stripe_ending_a_membership_the_job_has_lapsed_already_changes_nothing(
+    client, run, fake_stripe, card_member, lapsed_card, mailoutbox
+):
+    subscription = card_member.subscription
+    entries_before = AuditEntry.objects.count()
+
+    gave_up = _stripe_gives_up(fake_stripe, subscription.stripe_subscription_id, timezone.now(), "payment_failed")
+    assert run(deliver, client, "customer.subscription.deleted", gave_up).status_code == 200
+
+    assert fresh(subscription).status == Status.LAPSED
+    assert AuditEntry.objects.count() == entries_before
+    assert subscription.notices.filter(kind=BillingNotice.Kind.LAPSED).count() == 1
+    assert len([message for message in mailoutbox if "has lapsed" in message.subject]) == 1
+
+
 def test_a_late_card_payment_for_the_lapsed_period_reinstates_the_membership(
     client, fake_stripe, card_member, lapsed_card
 ):
     subscription, organisation = card_member.subscription, card_member.organisation
     assert not renewals.is_entitled(organisation)
+    lapsed = fresh(subscription)
     # Stripe's last retry went through after all.
     paid = fake_stripe.set(lapsed_card["id"], status="paid", amount_paid=lapsed_card["amount_due"])
     fake_stripe.set(subscription.stripe_subscription_id, status="active")
@@ -105,7 +200,11 @@ def test_a_late_card_payment_for_the_lapsed_period_reinstates_the_membership(
     assert (reinstated.status, reinstated.ended_at, reinstated.grace_ends_at) == (Status.ACTIVE, None, None)
     assert reinstated.cancel_at_period_end is True  # the lapse stopped the renewal; the admin may take that back
     entry = AuditEntry.objects.get(action="billing.subscription.reinstated")
-    assert entry.changes == {"status": ["lapsed", "active"]}
+    assert entry.changes == {
+        "status": ["lapsed", "active"],
+        "grace_ends_at": [str(lapsed.grace_ends_at), None],
+        "ended_at": [str(lapsed.ended_at), None],
+    }
     assert renewals.is_entitled(organisation)
     assert renewals.entitled_tier(organisation).name == "Growth"
     assert Invoice.objects.get(stripe_invoice_id=paid["id"]).status == Invoice.Status.PAID
@@ -170,7 +269,8 @@ def test_finance_recording_a_late_bank_transfer_reinstates_an_invoiced_membershi
     due = moment(renewal["due_date"])
     run(renewals.start_grace_periods, now=due + timedelta(days=1))
     run(renewals.lapse_expired, now=due + timedelta(days=31))
-    assert fresh(subscription).status == Status.LAPSED
+    lapsed = fresh(subscription)
+    assert lapsed.status == Status.LAPSED
     invoice = Invoice.objects.get(stripe_invoice_id=renewal["id"])
 
     billing.mark_invoice_paid_out_of_band(invoice, staff_user, "BACS 99-LATE")
@@ -178,7 +278,14 @@ def test_finance_recording_a_late_bank_transfer_reinstates_an_invoiced_membershi
     reinstated = fresh(subscription)
     assert reinstated.status == Status.ACTIVE
     entry = AuditEntry.objects.get(action="billing.subscription.reinstated")
-    assert (entry.actor, entry.changes) == (staff_user, {"status": ["lapsed", "active"]})
+    assert (entry.actor, entry.changes) == (
+        staff_user,
+        {
+            "status": ["lapsed", "active"],
+            "grace_ends_at": [str(lapsed.grace_ends_at), None],
+            "ended_at": [str(lapsed.ended_at), None],
+        },
+    )
     assert fake_stripe.get(renewal["id"])["paid_out_of_band"] is True
     # Stripe's invoice.paid that follows changes no status; it brings over what the lapse told Stripe: no renewal.
     entries = AuditEntry.objects.count()

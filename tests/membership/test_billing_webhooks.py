@@ -3,14 +3,14 @@
 import copy
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
-from membership import billing
+from membership import billing, renewals
 from membership.engagement import recompute_scores
 from membership.models import AuditEntry, Invoice, StripeEvent, Subscription
 from tests.conftest import require
@@ -158,6 +158,29 @@ def test_a_paid_retry_brings_a_past_due_membership_back(client, active, fake_str
     assert actions(active.subscription)[-2:] == ["billing.invoice.paid", "billing.subscription.activated"]
 
 
+def test_a_paid_retry_that_ends_a_grace_period_audits_the_grace_period_ending_too(
+    client, active, fake_stripe, queued_notices
+):
+    stripe_id = active.stripe_subscription["id"]
+    failed = fake_stripe.renew(stripe_id, paid=False)
+    deliver(client, "invoice.payment_failed", failed)
+    renewed_at = moment(fake_stripe.get(stripe_id)["items"]["data"][0]["current_period_start"])
+    renewals.start_grace_periods(now=renewed_at + timedelta(days=2))
+    in_grace = fresh(active.subscription)
+    assert (in_grace.status, in_grace.grace_ends_at) == (Status.GRACE, renewed_at + timedelta(days=30))
+    fake_stripe.set(failed["id"], status="paid", amount_paid=failed["amount_due"])
+    fake_stripe.set(stripe_id, status="active")
+
+    deliver(client, "invoice.paid", failed)
+
+    subscription = fresh(active.subscription)
+    assert (subscription.status, subscription.grace_ends_at) == (Status.ACTIVE, None)
+    assert AuditEntry.objects.filter(action="billing.subscription.activated").latest("id").changes == {
+        "status": ["grace", "active"],
+        "grace_ends_at": [str(in_grace.grace_ends_at), None],
+    }
+
+
 @pytest.mark.parametrize(
     ("stripe_status", "ours", "action"),
     [
@@ -173,8 +196,10 @@ def test_a_subscription_updated_at_stripe_takes_stripes_status(
 
     deliver(client, "customer.subscription.updated", fake_stripe.get(active.stripe_subscription["id"]))
 
-    assert fresh(active.subscription).status == ours
-    assert audit(action).changes == {"status": ["active", ours]}
+    subscription = fresh(active.subscription)
+    assert subscription.status == ours
+    ended = {"ended_at": [None, str(subscription.ended_at)]} if ours == Status.CANCELLED else {}
+    assert audit(action).changes == {"status": ["active", ours], **ended}
 
 
 def test_a_subscription_updated_at_stripe_changes_tier_price_and_renewal(client, active, fake_stripe, scale):
@@ -203,7 +228,10 @@ def test_a_deleted_subscription_is_cancelled(client, active, fake_stripe):
 
     subscription = fresh(active.subscription)
     assert (subscription.status, subscription.ended_at) == (Status.CANCELLED, moment(ended))
-    assert audit("billing.subscription.cancelled").changes == {"status": ["active", "cancelled"]}
+    assert audit("billing.subscription.cancelled").changes == {
+        "status": ["active", "cancelled"],
+        "ended_at": [None, str(moment(ended))],
+    }
 
 
 # Duplicates and disorder ------------------------------------------------------------------------------------
