@@ -167,9 +167,7 @@ def _change_price_now(
         if upgrade:
             _deliver_demo_proration(subscription, state, amount, number)
         return
-    stripe_id = subscription.stripe_subscription_id
-    current = _call(lambda client: client.v1.subscriptions.retrieve(stripe_id)).to_dict()
-    item = _first_item(current)
+    item = _first_item(_at_stripe(subscription))
     if _tier_for_product((item.get("price") or {}).get("product")) == tier:
         raise MembershipError(f"The move to {tier} is already with Stripe.{_confirming()}")
     product_id, vat_rate_id = stripe_ids
@@ -180,6 +178,7 @@ def _change_price_now(
     }
     params = {"items": [new_item], "proration_behavior": proration}
     key = _key(subscription, number, f"tier-{tier.pk}")
+    stripe_id = subscription.stripe_subscription_id
     _call(lambda client: client.v1.subscriptions.update(stripe_id, params=params, options=stripe_api.options(key)))
 
 
@@ -290,6 +289,7 @@ def switch_to_invoice(organisation: Organisation, actor: User, po_number: str) -
             raise MembershipError(f"{organisation} already pays by invoice.")
         if subscription.interval != Subscription.Interval.YEAR:
             raise MembershipError("Invoices are annual. Monthly memberships are paid by card; please contact us.")
+        _refuse_if_with_stripe(subscription, "collection_method", "send_invoice", "The switch to invoices")
         number = _next_change(subscription)
         subscription.po_number = po_number
         subscription.save(update_fields=["po_number", "changes_requested"])
@@ -345,6 +345,7 @@ def start_switch_to_card(organisation: Organisation, actor: User) -> str:
                 f"{organisation} moves to {subscription.scheduled_tier} at renewal. Keep {subscription.tier} "
                 "first, or switch to card after the renewal."
             )
+        _refuse_if_with_stripe(subscription, "collection_method", "charge_automatically", "The switch to card")
         number = _next_change(subscription)
         subscription.save(update_fields=["changes_requested"])
         record_audit(
@@ -425,6 +426,7 @@ def cancel_at_period_end(organisation: Organisation, actor: User) -> str:
         subscription = _live_locked(organisation, _CANCELLABLE)
         if subscription.cancel_at_period_end:
             raise MembershipError(f"{organisation}'s membership is already set to end.")
+        _refuse_if_with_stripe(subscription, "cancel_at_period_end", True, "The cancellation")  # before any release
         number = _next_change(subscription)
         dropped = subscription.scheduled_tier
         _release_attached_schedule(subscription, number)
@@ -456,6 +458,7 @@ def resume_membership(organisation: Organisation, actor: User) -> str:
             raise MembershipError(f"{organisation}'s membership has reached its end. Please renew it instead.")
         if not subscription.auto_renew:
             raise MembershipError("The membership team has set this membership not to renew. Please contact us.")
+        _refuse_if_with_stripe(subscription, "cancel_at_period_end", False, "Keeping the membership")
         number = _next_change(subscription)
         subscription.save(update_fields=["changes_requested"])
         _set_cancel_at_period_end(subscription, number, False)
@@ -543,6 +546,23 @@ def _refuse_while_ending(subscription: Subscription) -> None:
             f"{subscription.organisation}'s membership is set to end on {_long_date(subscription.current_period_end)}. "
             "Keep it first, then change tier."
         )
+
+
+def _at_stripe(subscription: Subscription) -> dict:
+    """The subscription as Stripe has it now (not in demo mode)."""
+    stripe_id = subscription.stripe_subscription_id
+    return _call(lambda client: client.v1.subscriptions.retrieve(stripe_id)).to_dict()
+
+
+def _refuse_if_with_stripe(subscription: Subscription, field: str, value: bool | str, change: str) -> None:
+    """Refuse a change Stripe already has. Our row learns of a change only from Stripe's webhook, so until it
+    arrives a second request (another tab, a double click) passes the row's checks, and its new change number
+    would make a new idempotency key: Stripe would be asked, and the change audited, twice. Demo mode records the
+    change on the row at once, so the row's checks suffice there."""
+    if settings.DEMO_PAYMENTS or not subscription.stripe_subscription_id:
+        return
+    if _at_stripe(subscription).get(field) == value:
+        raise MembershipError(f"{change} is already with Stripe.{_confirming()}")
 
 
 def _next_change(subscription: Subscription) -> int:

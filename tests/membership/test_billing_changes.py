@@ -10,7 +10,7 @@ from membership import billing_changes
 from membership.models import AuditEntry, Invoice, Organisation, OrganisationMember, OrganisationType, Subscription
 from membership.services import MembershipError
 from tests import factories
-from tests.fake_stripe import FakeStripe
+from tests.fake_stripe import FakeStripe, StripeFailure
 from tests.membership.conftest import deliver, fresh
 
 Status = Subscription.Status
@@ -353,6 +353,51 @@ def test_a_membership_can_be_set_to_end_and_kept_again(client, fake_stripe, requ
     assert audit(member.organisation, "billing.subscription.cancellation_undone").actor == member.admin
 
 
+def test_cancelling_twice_before_stripe_confirms_asks_stripe_once(fake_stripe, card_member):
+    subscription, organisation = card_member.subscription, card_member.organisation
+    billing_changes.cancel_at_period_end(organisation, card_member.admin)
+
+    with pytest.raises(MembershipError, match="The cancellation is already with Stripe"):
+        billing_changes.cancel_at_period_end(organisation, card_member.admin)
+
+    assert len(fake_stripe.calls("POST", f"/v1/subscriptions/{subscription.stripe_subscription_id}")) == 1
+    requested = AuditEntry.objects.filter(action="billing.subscription.cancellation_requested")
+    assert requested.filter(organisation=organisation).count() == 1
+    assert fresh(subscription).changes_requested == 1
+
+
+def test_keeping_the_membership_twice_before_stripe_confirms_asks_stripe_once(client, fake_stripe, card_member):
+    subscription, organisation = card_member.subscription, card_member.organisation
+    path = f"/v1/subscriptions/{subscription.stripe_subscription_id}"
+    billing_changes.cancel_at_period_end(organisation, card_member.admin)
+    assert stripe_updated(client, fake_stripe, subscription).cancel_at_period_end is True
+    billing_changes.resume_membership(organisation, card_member.admin)
+
+    with pytest.raises(MembershipError, match="Keeping the membership is already with Stripe"):
+        billing_changes.resume_membership(organisation, card_member.admin)
+
+    assert [c.params for c in fake_stripe.calls("POST", path)] == [
+        {"cancel_at_period_end": "true"},
+        {"cancel_at_period_end": "false"},
+    ]
+    undone = AuditEntry.objects.filter(action="billing.subscription.cancellation_undone")
+    assert undone.filter(organisation=organisation).count() == 1
+    assert fresh(subscription).changes_requested == 2
+
+
+def test_the_portal_says_a_second_cancellation_is_already_with_stripe(client, fake_stripe, card_member):
+    client.force_login(card_member.admin)
+    page = f"/my/org/{card_member.organisation.slug}/billing/"
+    client.post(f"{page}cancel/")
+
+    response = client.post(f"{page}cancel/", follow=True)
+
+    messages = [str(message) for message in response.context["messages"]]
+    assert any("The cancellation is already with Stripe. Stripe is confirming it" in m for m in messages)
+    path = f"/v1/subscriptions/{card_member.subscription.stripe_subscription_id}"
+    assert len(fake_stripe.calls("POST", path)) == 1
+
+
 def test_cancelling_drops_a_downgrade_waiting_for_the_renewal(client, fake_stripe, invoice_member, starter):
     billing_changes.change_tier(invoice_member.organisation, starter, invoice_member.admin)
     schedule_id = fresh(invoice_member.subscription).stripe_schedule_id
@@ -419,12 +464,14 @@ def test_a_card_payer_switches_to_invoices_from_the_next_renewal(client, fake_st
     assert renewal["due_date"] == period_start + 30 * 86400
 
 
-def test_a_switch_to_invoices_retried_with_a_corrected_po_number_quotes_the_corrected_one(fake_stripe, card_member):
+def test_a_switch_to_invoices_retried_with_a_corrected_po_number_quotes_the_corrected_one(
+    fake_stripe, card_member, monkeypatch
+):
     organisation, admin = card_member.organisation, card_member.admin
-    fake_stripe.fail(path="/v1/subscriptions/")  # the PO number reaches the customer, then the switch fails
-    with pytest.raises(MembershipError):
-        billing_changes.switch_to_invoice(organisation, admin, "PO-1O7")  # a typo: O for 0
-    fake_stripe.recover()
+    with monkeypatch.context() as patch:  # the PO number reaches the customer, then the switch itself fails
+        patch.setattr(fake_stripe, "_update_subscription", _failing_update)
+        with pytest.raises(MembershipError):
+            billing_changes.switch_to_invoice(organisation, admin, "PO-1O7")  # a typo: O for 0
 
     billing_changes.switch_to_invoice(organisation, admin, "PO-107")  # the same change number, corrected
 
@@ -432,7 +479,27 @@ def test_a_switch_to_invoices_retried_with_a_corrected_po_number_quotes_the_corr
     assert customer["invoice_settings"]["custom_fields"] == [{"name": "PO number", "value": "PO-107"}]
     assert fake_stripe.get(card_member.subscription.stripe_subscription_id)["metadata"]["po_number"] == "PO-107"
     first, retried = fake_stripe.calls("POST", f"/v1/customers/{organisation.stripe_customer_id}")[-2:]
+    assert first.params["invoice_settings"]["custom_fields"] == [{"name": "PO number", "value": "PO-1O7"}]
     assert first.idempotency_key != retried.idempotency_key
+
+
+def _failing_update(params: dict, id: str) -> dict:
+    raise StripeFailure(500, "api_error", "The fake is failing on purpose.")
+
+
+def test_switching_to_invoices_twice_before_stripe_confirms_asks_stripe_once(client, fake_stripe, card_member):
+    subscription, organisation = card_member.subscription, card_member.organisation
+    billing_changes.switch_to_invoice(organisation, card_member.admin, "PO-55")
+
+    with pytest.raises(MembershipError, match="The switch to invoices is already with Stripe"):
+        billing_changes.switch_to_invoice(organisation, card_member.admin, "PO-55")
+
+    assert len(fake_stripe.calls("POST", f"/v1/subscriptions/{subscription.stripe_subscription_id}")) == 1
+    assert len(fake_stripe.calls("POST", f"/v1/customers/{organisation.stripe_customer_id}")) == 1
+    requested = AuditEntry.objects.filter(action="billing.subscription.switch_to_invoice_requested")
+    assert requested.filter(organisation=organisation).count() == 1
+    assert fresh(subscription).changes_requested == 1
+    assert stripe_updated(client, fake_stripe, subscription).payment_method == "invoice"
 
 
 def test_switching_to_invoices_needs_an_annual_membership_and_the_po_number_required(
@@ -487,6 +554,21 @@ def test_an_invoice_payer_switches_to_card_through_a_setup_checkout(client, fake
     # Stripe delivering the checkout again changes nothing.
     assert deliver(client, "checkout.session.completed", session).status_code == 200
     assert len(fake_stripe.calls("POST", f"/v1/subscriptions/{stripe_id}")) == 1
+
+
+def test_switching_to_card_again_once_stripe_has_the_card_is_refused(client, fake_stripe, invoice_member):
+    subscription, organisation = invoice_member.subscription, invoice_member.organisation
+    url = billing_changes.start_switch_to_card(organisation, invoice_member.admin)
+    session = fake_stripe.complete_setup(url.rsplit("/", 1)[-1])
+    assert deliver(client, "checkout.session.completed", session).status_code == 200  # Stripe now charges the card
+
+    with pytest.raises(MembershipError, match="The switch to card is already with Stripe"):
+        billing_changes.start_switch_to_card(organisation, invoice_member.admin)
+
+    assert len(fake_stripe.calls("POST", "/v1/checkout/sessions")) == 1
+    started = AuditEntry.objects.filter(action="billing.subscription.switch_to_card_started")
+    assert started.filter(organisation=organisation).count() == 1
+    assert stripe_updated(client, fake_stripe, subscription).payment_method == "card"
 
 
 def test_an_unfinished_setup_checkout_changes_nothing(client, fake_stripe, invoice_member):
