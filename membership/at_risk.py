@@ -1,6 +1,7 @@
 """The at-risk queue: member organisations the engagement manager should talk to now, and what to say.
 
-An organisation is in the queue when it has a live membership and either
+An organisation is in the queue when it is a member (``Subscription.objects.entitled``: its membership active, its
+payment being retried, or in its grace period; not still waiting for its first payment) and either
 - its renewal is near (the period ends within the settings' window, or a renewal payment is overdue) and its
   score is low (at risk or dormant) or falling (points in the last 90 days down by the settings' percentage on
   the 90 days before); or
@@ -198,10 +199,10 @@ def at_risk_queue(now: datetime | None = None, *, organisation: Organisation | N
     quiet = Q(organisation__engagement__last_activity_at__lt=cutoff) | Q(
         organisation__engagement__last_activity_at__isnull=True, organisation__created_at__lt=cutoff
     )
-    live = Subscription.objects.live()
+    members = Subscription.objects.entitled(now)
     if organisation is not None:
-        live = live.filter(organisation=organisation)
-    rows = live.filter(renewing | quiet).values_list(
+        members = members.filter(organisation=organisation)
+    rows = members.filter(renewing | quiet).values_list(
         "organisation_id",
         "organisation__name",
         "status",
@@ -216,7 +217,7 @@ def at_risk_queue(now: datetime | None = None, *, organisation: Organisation | N
         "organisation__account_manager__email",
     )
     # Falling is only asked of renewing organisations whose score is not already low: one grouped query.
-    renewing_not_low = live.filter(renewing).exclude(low).values("organisation_id")
+    renewing_not_low = members.filter(renewing).exclude(low).values("organisation_id")
     trends = summaries(Organisation.objects.filter(pk__in=renewing_not_low), now, scoring)
 
     items = []

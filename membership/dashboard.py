@@ -32,7 +32,8 @@ def _pounds(pence: int) -> str:
 
 def membership_figures(now=None) -> dict:
     now = now or timezone.now()
-    entitled = Subscription.objects.entitled()
+    # Members are entitled subscriptions: one waiting for its first payment is neither a member nor a renewal.
+    entitled = Subscription.objects.entitled(now)
     by_tier = entitled.values("tier__name", "tier__sort_order").annotate(n=Count("pk")).order_by("tier__sort_order")
     by_type = entitled.values("organisation__organisation_type").annotate(n=Count("pk")).order_by("-n")
     type_labels = dict(OrganisationType.choices)
@@ -44,8 +45,7 @@ def membership_figures(now=None) -> dict:
     arr_pence = (arr["annual"] or 0) + (arr["monthly"] or 0)
 
     due = (
-        Subscription.objects.live()
-        .filter(current_period_end__gte=now, current_period_end__lt=now + timedelta(days=90))
+        entitled.filter(current_period_end__gte=now, current_period_end__lt=now + timedelta(days=90))
         .annotate(month=TruncMonth("current_period_end"))
         .values("month")
         .annotate(n=Count("pk"), value=Sum("amount_pence"))
@@ -62,7 +62,7 @@ def membership_figures(now=None) -> dict:
     lost = Subscription.objects.filter(
         status__in=[Subscription.Status.LAPSED, Subscription.Status.CANCELLED], ended_at__gte=year_ago
     ).count()
-    # Renewed: live subscriptions whose current period began in the last year after an earlier one.
+    # Renewed: members whose current period began in the last year after an earlier one.
     renewed = entitled.filter(current_period_start__gte=year_ago, created_at__lt=F("current_period_start")).count()
     return {
         "members": sum(row["n"] for row in by_tier),

@@ -79,13 +79,18 @@ def _bars(rows: list[tuple[str, int]], caption=str, css: list[str] | None = None
     ]
 
 
-def _members():
-    """Organisations with a live membership: whose engagement the team looks after."""
-    return Organisation.objects.filter(Exists(Subscription.objects.live().filter(organisation=OuterRef("pk"))))
+def _members(now: datetime):
+    """Member organisations at ``now``: whose engagement the team looks after.
+
+    A member has its tier's benefits (``Subscription.objects.entitled``): its membership is active, its payment
+    is being retried, or it is in its grace period. An organisation still waiting to pay for its first period (an
+    unfinished card checkout, an unpaid invoice) is not a member.
+    """
+    return Organisation.objects.filter(Exists(Subscription.objects.entitled(now).filter(organisation=OuterRef("pk"))))
 
 
 def band_counts(now: datetime, scoring: Scoring) -> dict[str, int]:
-    return _members().aggregate(
+    return _members(now).aggregate(
         **{band.value: Count("pk", filter=scoring.band_q(band, now, "engagement__")) for band in BANDS}
     )
 
@@ -136,7 +141,7 @@ def _activity_by_kind(now: datetime) -> list[Bar]:
 def _pipeline(now: datetime, scoring: Scoring) -> list[StackedBar]:
     end = now + timedelta(days=31 * PIPELINE_MONTHS)
     rows = (
-        Subscription.objects.live()
+        Subscription.objects.entitled(now)
         .filter(current_period_end__gte=now, current_period_end__lt=end)
         .annotate(month=TruncMonth("current_period_end"), band=scoring.band_case(now, "organisation__engagement__"))
         .order_by()
@@ -164,7 +169,7 @@ def _pipeline(now: datetime, scoring: Scoring) -> list[StackedBar]:
 
 def _most_engaged(now: datetime, scoring: Scoring, count: int) -> list[dict]:
     rows = list(
-        _members()
+        _members(now)
         .filter(engagement__level__isnull=False)
         .order_by("-engagement__level", "name")
         .values_list("pk", "name", "engagement__level")[:count]

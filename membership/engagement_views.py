@@ -85,6 +85,7 @@ class AtRiskQueueView(_Page):
             total=len(queue),
             config=config,
             can_add_follow_up=self.request.user.has_perm("membership.add_followup"),
+            can_view_follow_ups=self.request.user.has_perm("membership.view_followup"),
         )
 
 

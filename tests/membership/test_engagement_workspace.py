@@ -183,6 +183,27 @@ def test_the_queue_and_its_button_need_their_permissions(client, world):
     assert not FollowUp.objects.exists()
 
 
+@pytest.mark.parametrize("codename", ["add_followup", "view_followup"])
+def test_the_queue_shows_open_follow_ups_only_to_staff_who_may_view_them(client, world, team, codename):
+    """The queue's button needs ``add_followup``; the follow-ups it lists need ``view_followup``."""
+    at_risk.create_follow_up(world["falling"], team)
+    reader = factories.make_staff("reader@netech.example")
+    reader.groups.clear()
+    reader.user_permissions.add(
+        *Permission.objects.filter(codename__in=["access_admin", "view_engagementscore", codename])
+    )
+    client.force_login(reader)
+
+    page = client.get(QUEUE).content.decode()
+    clicked = client.post(f"{QUEUE}{world['quiet'].pk}/follow-up/")
+
+    can_view, can_add = codename == "view_followup", codename == "add_followup"
+    assert ("Renewal check-in: activity falling" in page) is can_view
+    assert ('Create follow-up<span class="w-sr-only"> for Quiet Member</span>' in page) is can_add
+    assert clicked.status_code == 302
+    assert FollowUp.objects.filter(organisation=world["quiet"]).exists() is can_add
+
+
 def test_members_never_reach_the_workspace(client, member_user):
     client.force_login(member_user)
 
@@ -354,3 +375,57 @@ def test_only_staff_allowed_to_change_the_scoring_see_its_settings(client, world
     assert client.get(WORKSPACE).status_code == 200
     assert client.post(SETTINGS, _settings_form(weight_login=50)).status_code == 302
     assert EngagementSettings.load().weight("login") == 1
+
+
+# Who counts as a member -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pending(growth):
+    """Two organisations waiting for their first payment: an abandoned card checkout, quiet since it signed up, and
+    an unpaid invoice with a period already set and plenty of activity. Neither is a member yet."""
+    abandoned = factories.make_organisation("Abandoned Checkout", created_at=timezone.now() - timedelta(days=400))
+    Subscription.objects.create(organisation=abandoned, tier=growth, status=Status.PENDING, amount_pence=90_000)
+    unpaid = member("Unpaid Invoice", growth, renews_in=30, status=Status.PENDING)
+    Subscription.objects.filter(organisation=unpaid).update(payment_method=Subscription.PaymentMethod.INVOICE)
+    activity(unpaid, ActivityKind.EVENT_ATTENDED, 3, times=10)
+    return {"abandoned": abandoned, "unpaid": unpaid}
+
+
+def test_the_figures_and_the_queue_leave_out_subscriptions_waiting_for_payment(world, pending):
+    figures = engagement_figures()
+    queue = at_risk.at_risk_queue()
+
+    bands = {bar.label: bar.value for bar in figures["bands"]}
+    assert bands == {"Thriving": 2, "Steady": 0, "At risk": 1, "Dormant": 3}  # as without them
+    assert figures["members"] == 6
+    assert figures["at_risk_count"] == 4
+    assert sum(bar.total for bar in figures["pipeline"]) == 3
+    assert "Unpaid Invoice" not in [row["name"] for row in figures["most_engaged"]]
+    assert [item.name for item in queue] == ["Overdue Payer", "Dormant Renewing", "Falling Renewing", "Quiet Member"]
+    assert at_risk.at_risk_queue(organisation=pending["abandoned"]) == []
+
+
+def test_the_workspace_the_queue_and_the_home_panel_show_no_pending_organisation(manager, world, pending):
+    pages = [manager.get(url).content.decode() for url in (WORKSPACE, QUEUE, "/admin/")]
+
+    for page in pages:
+        assert "Abandoned Checkout" not in page and "Unpaid Invoice" not in page
+    assert "4</strong> organisations to talk to" in pages[1]
+
+
+def test_a_pending_organisation_gets_no_follow_up_from_the_queue(manager, world, pending):
+    response = manager.post(f"{QUEUE}{pending['abandoned'].pk}/follow-up/", follow=True)
+
+    assert "is not in the at-risk queue any more" in response.content.decode()
+    assert not FollowUp.objects.exists()
+
+
+def test_the_digest_counts_no_pending_organisation(world, pending):
+    from membership.engagement_dashboard import digest_context
+
+    context = digest_context(timezone.now())
+
+    assert dict(context["bands"]) == {"Thriving": 2, "Steady": 0, "At risk": 1, "Dormant": 3}
+    assert context["at_risk_count"] == 4
+    assert "Unpaid Invoice" not in [row["name"] for row in context["most_engaged"]]

@@ -112,6 +112,28 @@ def test_the_dashboard_figures(tiers):
     assert [bar.label for bar in figures["by_tier"]] == ["Growth"]
 
 
+def test_the_dashboard_counts_no_subscription_waiting_for_payment(tiers):
+    """An unpaid invoice with its period set, and an abandoned card checkout: neither is a member or a renewal."""
+    now = timezone.now()
+    growth = tiers["growth"]
+    member, unpaid, abandoned = (make_organisation(name) for name in ("Member", "Unpaid", "Abandoned"))
+    Subscription.objects.create(
+        organisation=member, tier=growth, status="active", amount_pence=90_000,
+        current_period_start=now - timedelta(days=335), current_period_end=now + timedelta(days=30),
+    )  # fmt: skip
+    Subscription.objects.create(
+        organisation=unpaid, tier=growth, status="pending", payment_method="invoice", amount_pence=600_000,
+        current_period_start=now - timedelta(days=335), current_period_end=now + timedelta(days=30),
+    )  # fmt: skip
+    Subscription.objects.create(organisation=abandoned, tier=growth, status="pending", amount_pence=90_000)
+
+    figures = membership_figures(now)
+
+    assert (figures["members"], figures["arr"]) == (1, "£900")
+    assert (figures["renewals_due_count"], figures["renewals_due_value"]) == (1, "£900")
+    assert [(bar.label, bar.value) for bar in figures["by_tier"]] == [("Growth", 1)]
+
+
 def test_the_dashboard_is_on_the_admin_home_for_the_membership_team(
     client, staff_user, tiers, django_assert_max_num_queries
 ):
