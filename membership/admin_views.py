@@ -138,7 +138,8 @@ class OrganisationRecordView(WagtailAdminTemplateMixin, TemplateView):
     """One organisation as the membership team sees it: facts, people, activity, notes and follow-ups.
 
     Needs ``membership.view_organisation``, checked before the organisation is looked up so that no one
-    else can learn which ids exist; adding a note needs ``add_note``, a follow-up ``add_followup``. A
+    else can learn which ids exist; reading its notes needs ``view_note`` and its follow-ups ``view_followup``;
+    adding a note needs ``add_note``, a follow-up ``add_followup``. A
     valid POST redirects back with a message; an invalid one shows the page again with what was typed.
     """
 
@@ -203,10 +204,11 @@ class OrganisationRecordView(WagtailAdminTemplateMixin, TemplateView):
     def get_context_data(self, **kwargs) -> dict:
         organisation, user = self.organisation, self.request.user
         memberships = list(organisation.memberships.select_related("user").order_by("role", "user__last_name"))
-        follow_ups = list(organisation.follow_ups.select_related("assignee"))
-        # Notes, the audit trail and what the organisation pays are each behind a permission of their own, which
-        # the group editor offers apart from viewing organisations.
+        # Notes, follow-ups, the audit trail and what the organisation pays are each behind a permission of their
+        # own, which the group editor offers apart from viewing organisations.
         can_view_notes = user.has_perm("membership.view_note")
+        can_view_follow_ups = user.has_perm("membership.view_followup")
+        follow_ups = list(organisation.follow_ups.select_related("assignee")) if can_view_follow_ups else []
         can_view_activity = user.has_perm("membership.view_auditentry")
         activity = organisation.audit_entries.all() if can_view_activity else AuditEntry.objects.none()
         return super().get_context_data(
@@ -219,6 +221,7 @@ class OrganisationRecordView(WagtailAdminTemplateMixin, TemplateView):
             activity=Paginator(activity, ACTIVITY_PER_PAGE).get_page(self.request.GET.get("activity")),
             notes=organisation.notes.select_related("author") if can_view_notes else [],
             can_view_notes=can_view_notes,
+            can_view_follow_ups=can_view_follow_ups,
             can_view_activity=can_view_activity,
             can_view_billing=user.has_perm("membership.view_subscription"),
             subscriptions=list(organisation.subscriptions.select_related("tier")),
@@ -265,9 +268,14 @@ class PeopleIndexView(SafeSpreadsheetMixin, IndexView):
 
 
 class FollowUpIndexView(SafeSpreadsheetMixin, IndexView):
-    """Open follow-ups across all organisations, soonest due first."""
+    """Open follow-ups across all organisations, soonest due first.
+
+    Reading them (the page, its results and its export, and the menu item) needs ``view_followup``: staff who
+    may only add follow-ups add them on an organisation's record.
+    """
 
     page_title = "Open follow-ups"
+    any_permission_required = ["view"]
     verbose_name, verbose_name_plural = "follow-up", "open follow-ups"
 
     def get_base_queryset(self) -> QuerySet[FollowUp]:

@@ -430,8 +430,8 @@ def add_membership_dashboard(request, panels: list) -> None:
 
 @hooks.register("construct_homepage_panels")
 def add_my_follow_ups(request, panels: list) -> None:
-    # The panel links to organisation records, so it is for those who may open them.
-    if request.user.has_perm("membership.view_organisation"):
+    # The panel lists follow-ups and links to organisation records, so it is for those who may read both.
+    if request.user.has_perm("membership.view_organisation") and request.user.has_perm("membership.view_followup"):
         panels.append(admin_views.MyFollowUpsPanel(request.user))
 
 

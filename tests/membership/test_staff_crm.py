@@ -499,6 +499,79 @@ def test_it_lists_open_follow_ups_and_filters_overdue_ones(crm, tyne, crm_staff)
     assert "Late one" in overdue and "Future one" not in overdue
 
 
+def _follow_up_staff(email: str, *codenames: str):
+    person = factories.make_staff(email)
+    person.user_permissions.add(*[p for p in membership_team_permissions() if p.codename in codenames])
+    return person
+
+
+@pytest.mark.parametrize("allowed", [False, True])
+def test_it_lists_follow_ups_only_to_staff_who_may_view_them(client, tyne, allowed):
+    """Adding follow-ups does not carry reading them: the listing, its results, its export, the organisation
+    record's list, the admin home panel and the menu each need ``view_followup``."""
+    manager = factories.make_staff("manager@netech.example")
+    services.add_follow_up(tyne, manager, title="Chase the board", due_date=timezone.localdate(), assignee=manager)
+    codenames = ["view_organisation", "add_followup"] + (["view_followup"] if allowed else [])
+    adder = _follow_up_staff("adder@netech.example", *codenames)
+    services.add_follow_up(tyne, manager, title="Mine to do", due_date=timezone.localdate(), assignee=adder)
+    client.force_login(adder)
+
+    listings = [client.get(url) for url in (FOLLOW_UPS, f"{FOLLOW_UPS}results/", f"{FOLLOW_UPS}?export=csv")]
+    page, home = client.get(record(tyne)).text, client.get("/admin/").text
+
+    if allowed:
+        assert all(response.status_code == 200 for response in listings)
+    else:
+        assert all(r.status_code == 302 and r["Location"] == "/admin/" for r in listings)
+    for private in ["Chase the board", "Mine to do"]:
+        assert (private in page) is allowed, private
+    assert ("Mine to do" in home) is allowed
+    assert (f'"{FOLLOW_UPS}"' in home) is allowed  # the CRM menu's Follow-ups item
+    assert "Add a follow-up" in page
+
+
+def test_it_lets_staff_add_a_follow_up_they_may_not_read(client, tyne):
+    adder = _follow_up_staff("adder@netech.example", "view_organisation", "add_followup")
+    client.force_login(adder)
+
+    response = client.post(
+        record(tyne),
+        {
+            "action": "add_follow_up",
+            "follow_up-title": "Send the renewal quote",
+            "follow_up-due_date": timezone.localdate().isoformat(),
+            "follow_up-assignee": adder.pk,
+        },
+    )
+
+    assert response.status_code == 302
+    assert FollowUp.objects.get().title == "Send the renewal quote"
+    assert "You may add follow-ups but not read them." in client.get(record(tyne)).text
+
+
+def test_it_marks_a_follow_up_done_only_for_staff_who_may_change_follow_ups(client, tyne):
+    """The one follow-up address that takes an id: staff who may add and view follow-ups, but not change them,
+    are refused; an unknown id is a 404; there is no address to edit or delete one."""
+    manager = factories.make_staff("manager@netech.example")
+    follow_up = services.add_follow_up(
+        tyne, manager, title="Call Noah", due_date=timezone.localdate(), assignee=manager
+    )
+    done_url = reverse("crm_follow_ups:done", args=[follow_up.pk])
+    client.force_login(_follow_up_staff("adder@netech.example", "view_organisation", "add_followup", "view_followup"))
+
+    refused = client.post(done_url, {"done": "1"})
+    client.force_login(_follow_up_staff("changer@netech.example", "view_organisation", "change_followup"))
+    unknown = client.post(reverse("crm_follow_ups:done", args=[follow_up.pk + 1000]), {"done": "1"})
+    by_get = client.get(done_url)
+    others = [client.get(f"{FOLLOW_UPS}{follow_up.pk}/{view}/") for view in ("edit", "delete")]
+
+    assert refused.status_code == 302 and refused["Location"] == "/admin/"
+    follow_up.refresh_from_db()
+    assert not follow_up.done
+    assert unknown.status_code == 404 and by_get.status_code == 405
+    assert all(response.status_code == 404 for response in others)
+
+
 def test_it_makes_a_specialism_slug_from_its_name(crm):
     response = crm.post(reverse("crm_specialisms:add"), {"name": "Quantum Computing", "slug": ""})
 
