@@ -275,6 +275,8 @@ class Invitation(models.Model):
     invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     # Changes at every resend, so only the newest link works; the link carries it, signed.
     nonce = models.CharField(max_length=64, default="")
+    # The nonce of the last link e-mailed: the e-mail job sends each link once, however often it runs.
+    emailed_nonce = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
@@ -335,6 +337,9 @@ class JoinRequest(models.Model):
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # When the admins were told of the request, and when the requester was told the decision: each e-mail goes once.
+    request_emailed_at = models.DateTimeField(null=True, blank=True)
+    decision_emailed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -3,18 +3,40 @@
 import stripe
 from celery import shared_task
 from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
 from django.urls import reverse
+from django.utils import timezone
 
 from config.emails import send_email
 from membership.models import Invitation, JoinRequest, OrganisationMember
 from membership.services import invitation_key
 
+# Each e-mail goes once however often its job runs (a relay publishing again, a broker redelivering): the job marks
+# the row in the transaction that sends, with a conditional update that only one worker can make; a second worker
+# waits on the row and then finds it marked. A send that fails rolls the mark back, so a retry sends. As with the
+# billing e-mails, a worker killed after the SMTP server took the message but before the commit sends it again.
 
-@shared_task(acks_late=True)
+
+def _first_to_mark(row: QuerySet, **mark) -> bool:
+    """Mark the one row ``row`` names, unless it is marked already; whether this caller marked it."""
+    return row.update(**mark) == 1
+
+
+# A send that failed (SMTP down: smtplib's errors are OSErrors) is retried; nothing was marked, so it sends once.
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@transaction.atomic
 def send_invitation_email(invitation_id: int) -> None:
+    """Send the invitation's current link, once: a resend makes a new link, which is sent in turn."""
     invitation = Invitation.objects.select_related("organisation", "invited_by").filter(pk=invitation_id).first()
     if invitation is None or invitation.status != "pending":
         return  # revoked or accepted before the e-mail went: nothing to send
+    nonce = invitation.nonce
+    if not _first_to_mark(
+        Invitation.objects.pending().filter(pk=invitation.pk, nonce=nonce).exclude(emailed_nonce=nonce),
+        emailed_nonce=nonce,
+    ):
+        return  # this link has been e-mailed already, or replaced since (its resend sends the new one)
     link = settings.SITE_URL + reverse("membership:invitation", args=[invitation_key(invitation)])
     send_email(
         "membership/emails/invitation",
@@ -23,10 +45,17 @@ def send_invitation_email(invitation_id: int) -> None:
     )
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@transaction.atomic
 def send_join_request_email(join_request_id: int) -> None:
+    """Tell the organisation's admins of a pending request, once."""
     join_request = JoinRequest.objects.select_related("organisation", "user").filter(pk=join_request_id).first()
     if join_request is None or join_request.status != JoinRequest.Status.PENDING:
+        return
+    if not _first_to_mark(
+        JoinRequest.objects.filter(pk=join_request.pk, status=JoinRequest.Status.PENDING, request_emailed_at=None),
+        request_emailed_at=timezone.now(),
+    ):
         return
     admins = OrganisationMember.objects.admins().filter(organisation=join_request.organisation)
     recipients = list(admins.values_list("user__email", flat=True))
@@ -40,10 +69,17 @@ def send_join_request_email(join_request_id: int) -> None:
     )
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+@transaction.atomic
 def send_join_decision_email(join_request_id: int) -> None:
+    """Tell the requester the admins' decision, once."""
     join_request = JoinRequest.objects.select_related("organisation", "user").filter(pk=join_request_id).first()
-    if join_request is None or join_request.status == JoinRequest.Status.PENDING:
+    if join_request is None or join_request.status == JoinRequest.Status.PENDING or not join_request.email:
+        return  # undecided, or the requester's personal data has been erased since
+    if not _first_to_mark(
+        JoinRequest.objects.filter(pk=join_request.pk, decision_emailed_at=None),
+        decision_emailed_at=timezone.now(),
+    ):
         return
     send_email(
         "membership/emails/join-decision",
@@ -65,8 +101,6 @@ def run_renewal_jobs() -> dict[str, int]:
     """The daily billing round: unpaid renewals into grace, expired grace to lapsed, then the e-mails ahead of
     renewals, then e-mails recorded earlier but never delivered. Safe to run twice; returns how many
     subscriptions (or notices) each step acted on."""
-    from django.utils import timezone
-
     from membership import renewals
 
     now = timezone.now()
