@@ -167,9 +167,14 @@ def _change_price_now(
         if upgrade:
             _deliver_demo_proration(subscription, state, amount, number)
         return
-    item = _first_item(_at_stripe(subscription))
+    current = _at_stripe(subscription)
+    item = _first_item(current)
     if _tier_for_product((item.get("price") or {}).get("product")) == tier:
         raise MembershipError(f"The move to {tier} is already with Stripe.{_confirming()}")
+    if current.get("cancel_at_period_end"):  # a cancellation Stripe has and our row has not heard of yet
+        raise MembershipError(
+            f"{subscription.organisation}'s membership is set to end. Keep it first, then change tier.{_confirming()}"
+        )
     product_id, vat_rate_id = stripe_ids
     new_item = {
         "id": item["id"],

@@ -366,6 +366,21 @@ def test_cancelling_twice_before_stripe_confirms_asks_stripe_once(fake_stripe, c
     assert fresh(subscription).changes_requested == 1
 
 
+def test_an_upgrade_after_a_cancellation_stripe_has_not_yet_confirmed_is_refused(fake_stripe, card_member, scale):
+    subscription, organisation = card_member.subscription, card_member.organisation
+    path = f"/v1/subscriptions/{subscription.stripe_subscription_id}"
+    billing_changes.cancel_at_period_end(organisation, card_member.admin)  # one tab; the webhook is not in yet
+
+    with pytest.raises(MembershipError, match=r"set to end\. Keep it first"):
+        billing_changes.change_tier(organisation, scale, card_member.admin)  # the other tab
+
+    assert len(fake_stripe.calls("POST", path)) == 1  # the cancellation only: no upgrade charged
+    assert fake_stripe.get(subscription.stripe_subscription_id)["items"]["data"][0]["price"]["unit_amount"] == (
+        subscription.amount_pence
+    )
+    assert fresh(subscription).changes_requested == 1
+
+
 def test_keeping_the_membership_twice_before_stripe_confirms_asks_stripe_once(client, fake_stripe, card_member):
     subscription, organisation = card_member.subscription, card_member.organisation
     path = f"/v1/subscriptions/{subscription.stripe_subscription_id}"
