@@ -161,3 +161,20 @@ def test_a_sole_admin_who_deletes_their_account_withdraws_the_invitations_nobody
     # Where an admin remains, their colleagues' invitations stand.
     elsewhere.refresh_from_db()
     assert elsewhere.revoked_at is None
+
+
+def test_someone_with_no_password_is_shown_how_to_confirm_deleting_their_account(client, person):
+    person.set_unusable_password()  # imported, and logs in with codes sent by e-mail
+    person.save()
+    client.force_login(person)
+
+    page = client.get("/my/account/delete/").content.decode()
+
+    assert 'type="password"' not in page  # no password to type: the form would only ever refuse it
+    assert 'href="/accounts/password/set/?next=/my/account/delete/"' in page
+    # Once a password is set, the page asks for it and deletes the account.
+    client.post("/accounts/password/set/", {"password1": "a-new-pass-phrase-9", "password2": "a-new-pass-phrase-9"})
+    assert 'type="password"' in client.get("/my/account/delete/").content.decode()
+    response = client.post("/my/account/delete/", {"password": "a-new-pass-phrase-9"})
+    assert response["Location"] == "/"
+    assert not User.objects.get(pk=person.pk).is_active
