@@ -6,6 +6,7 @@ can be shown to the person as it is, and changes nothing.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from allauth.account.models import EmailAddress
 from django.core import signing
@@ -31,6 +32,8 @@ from membership.models import (
 )
 
 INVITATION_SALT = "membership.invitation"
+# After admins decline a request to join, the same person may ask that organisation again only after this long.
+JOIN_REQUEST_PAUSE_AFTER_DECLINE = timedelta(days=30)
 Role = OrganisationMember.Role
 
 
@@ -435,6 +438,18 @@ def request_to_join(organisation: Organisation, user: User, message: str = "") -
         raise MembershipError(f"You already belong to {organisation}.")
     if JoinRequest.objects.filter(organisation=organisation, user=user, status=JoinRequest.Status.PENDING).exists():
         raise MembershipError(f"You have already asked to join {organisation}; its admins will decide.")
+    declined = (
+        JoinRequest.objects.filter(organisation=organisation, user=user, status=JoinRequest.Status.DECLINED)
+        .filter(decided_at__gt=timezone.now() - JOIN_REQUEST_PAUSE_AFTER_DECLINE)
+        .order_by("-decided_at")
+        .first()
+    )
+    if declined is not None:  # asking again at once would only e-mail the admins the same question again
+        again = timezone.localdate(declined.decided_at + JOIN_REQUEST_PAUSE_AFTER_DECLINE)
+        raise MembershipError(
+            f"The admins of {organisation} declined your request. You can ask again from {again:%-d %B %Y}, or ask "
+            "one of them to invite you."
+        )
     try:
         with transaction.atomic():  # a double submission meets the one-pending-request constraint
             join_request = JoinRequest.objects.create(

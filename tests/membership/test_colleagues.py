@@ -253,6 +253,29 @@ def test_a_declined_request_adds_nobody(founder, organisation):
         services.decide_join_request(join_request, founder, approve=True)
 
 
+def test_after_a_decline_the_same_person_may_ask_again_only_a_month_later(
+    founder, organisation, mailoutbox, django_capture_on_commit_callbacks
+):
+    colleague = make_user("sam@tyne-analytics.example")
+    join_request = services.request_to_join(organisation, colleague)
+    services.decide_join_request(join_request, founder, approve=False)
+    mailoutbox.clear()
+
+    with (
+        pytest.raises(MembershipError, match=r"declined your request\. You can ask again from"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        services.request_to_join(organisation, colleague, "please?")
+    assert JoinRequest.objects.filter(user=colleague).count() == 1
+    assert mailoutbox == []  # the admins are not asked again
+
+    JoinRequest.objects.filter(pk=join_request.pk).update(decided_at=timezone.now() - timedelta(days=31))
+    with django_capture_on_commit_callbacks(execute=True):
+        again = services.request_to_join(organisation, colleague, "we have a new project")
+    assert again.status == JoinRequest.Status.PENDING
+    assert mailoutbox[-1].to == [founder.email]
+
+
 def test_only_verified_addresses_at_a_listed_domain_may_ask(founder, organisation):
     stranger = make_user("sam@gmail.example")
     unverified = make_user("kim@tyne-analytics.example", verified=False)
