@@ -169,8 +169,12 @@ def _change_price_now(
         return
     current = _at_stripe(subscription)
     item = _first_item(current)
-    if _tier_for_product((item.get("price") or {}).get("product")) == tier:
+    at_stripe = _tier_for_product((item.get("price") or {}).get("product"))
+    if at_stripe == tier:
         raise MembershipError(f"The move to {tier} is already with Stripe.{_confirming()}")
+    if at_stripe is not None and at_stripe.pk != subscription.tier_id:
+        # Another move our row has not heard of yet: whether this one is an upgrade is judged from the tier it has.
+        raise MembershipError(f"The move to {at_stripe} is already with Stripe.{_confirming()}")
     if current.get("cancel_at_period_end"):  # a cancellation Stripe has and our row has not heard of yet
         raise MembershipError(
             f"{subscription.organisation}'s membership is set to end. Keep it first, then change tier.{_confirming()}"

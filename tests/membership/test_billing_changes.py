@@ -11,7 +11,7 @@ from membership.models import AuditEntry, Invoice, Organisation, OrganisationMem
 from membership.services import MembershipError
 from tests import factories
 from tests.fake_stripe import FakeStripe, StripeFailure
-from tests.membership.conftest import deliver, fresh
+from tests.membership.conftest import _tier, deliver, fresh
 
 Status = Subscription.Status
 
@@ -378,6 +378,20 @@ def test_an_upgrade_after_a_cancellation_stripe_has_not_yet_confirmed_is_refused
     assert fake_stripe.get(subscription.stripe_subscription_id)["items"]["data"][0]["price"]["unit_amount"] == (
         subscription.amount_pence
     )
+    assert fresh(subscription).changes_requested == 1
+
+
+def test_a_second_tier_change_before_stripe_confirms_the_first_is_refused(fake_stripe, card_member, scale):
+    subscription, organisation = card_member.subscription, card_member.organisation
+    path = f"/v1/subscriptions/{subscription.stripe_subscription_id}"
+    middle = _tier("Scale-up", 200_000, None)  # dearer than Growth, cheaper than Scale
+    billing_changes.change_tier(organisation, scale, card_member.admin)  # one tab; the webhook is not in yet
+    assert len(fake_stripe.calls("POST", path)) == 1
+
+    with pytest.raises(MembershipError, match=f"The move to {scale} is already with Stripe"):
+        billing_changes.change_tier(organisation, middle, card_member.admin)  # the other tab, judged an upgrade
+
+    assert len(fake_stripe.calls("POST", path)) == 1
     assert fresh(subscription).changes_requested == 1
 
 
