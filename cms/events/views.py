@@ -73,7 +73,11 @@ def register(request: HttpRequest, event_id: int) -> HttpResponse:
             event, request.user, organisation=form.offer.organisation, name=form.cleaned_data["name"]
         )
     except EventError as error:
-        messages.error(request, str(error))
+        form.add_error(None, str(error))
+        context = event.get_context(request, form=form)
+        if context["form"] is form:  # the form is still offered: it says why, with the badge name as typed
+            return TemplateResponse(request, event.get_template(request), context, status=400)
+        messages.error(request, str(error))  # registered meanwhile, or registration has closed: the page says so
         return redirect(event.get_url(request))
     if registration.status == Status.PENDING_PAYMENT:
         return _to_checkout(request, registration)

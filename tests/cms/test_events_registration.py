@@ -171,6 +171,19 @@ def test_an_unverified_account_cannot_register(register):
     assert not EventRegistration.objects.exists()
 
 
+def test_a_refused_registration_says_why_on_the_event_page_with_the_badge_name_as_typed(client):
+    event = make_event()
+    client.force_login(make_user("new@example.org", verified=False))
+
+    response = client.post(f"/my/events/register/{event.pk}/", {"register_as": "individual", "name": "Dr Nia Okafor"})
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Please verify your e-mail address before registering" in page
+    assert 'value="Dr Nia Okafor"' in page
+    assert not EventRegistration.objects.exists()
+
+
 def test_someone_cannot_register_under_an_organisation_they_do_not_belong_to(client, register):
     event = make_event()
     theirs = make_organisation("Someone Else Ltd")
