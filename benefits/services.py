@@ -31,6 +31,10 @@ class RedemptionRefused(MembershipError):
     """The organisation may not redeem this perk now; the message says why, in the member's words."""
 
 
+class RedemptionIncomplete(RedemptionRefused):
+    """The request lacks something the member can add (a contact request's message): bad input, not a refusal."""
+
+
 # Who may redeem ---------------------------------------------------------------------------------------------
 
 
@@ -111,7 +115,7 @@ def redeem_perk(perk: Perk, person: User, organisation: Organisation, message: s
     if reason:
         raise RedemptionRefused(reason)
     if perk.method == Perk.Method.CONTACT and not message.strip():
-        raise RedemptionRefused("Tell the provider what you would like, so they can reply.")
+        raise RedemptionIncomplete("Tell the provider what you would like, so they can reply.")
     code = None
     if perk.method == Perk.Method.UNIQUE_CODE:
         code = perk.codes.select_for_update().filter(redemption__isnull=True).order_by("id").first()

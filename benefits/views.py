@@ -166,7 +166,9 @@ def redeem(request: HttpRequest, slug: str) -> HttpResponse:
         result = services.redeem_perk(perk, request.user, organisation, form.cleaned_data["message"])
     except MembershipError as error:
         messages.error(request, str(error))
-        return _render_perk(request, perk, form, status=403)
+        return _render_perk(
+            request, perk, form, status=400 if isinstance(error, services.RedemptionIncomplete) else 403
+        )
     request.session[CURRENT_ORGANISATION] = organisation.pk
     if result.created:
         messages.success(request, _redeemed_message(result.redemption))
