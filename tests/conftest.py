@@ -26,6 +26,27 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database, with every connection to it closed before it is dropped.
+
+    Django keeps a connection per thread, and per asyncio context while an event loop runs in the thread: the
+    browser journeys' Playwright runs one in the test thread, so a connection opened outside it and one opened
+    inside it can both still be open at the end. ``connections.close_all()`` reaches only the current context's,
+    and the database cannot be dropped while another is open, so each open connection is closed here.
+    """
+    yield
+    import gc
+
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    with django_db_blocker.unblock():
+        # type(), not isinstance(): a lazy object would be evaluated by asking for its class.
+        for wrapper in [obj for obj in gc.get_objects() if issubclass(type(obj), BaseDatabaseWrapper)]:
+            if wrapper.connection is not None:
+                wrapper.close()
+
+
 @pytest.fixture(autouse=True)
 def _tasks_in_process(settings):
     """Tasks run in-process unless a test asks for the real worker (``celery_worker``)."""
