@@ -26,6 +26,36 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
+def two_workers_at_once(job, monkeypatch, sender_module) -> None:
+    """Run ``job`` in two threads at once, each on a database connection of its own, as two workers handed the
+    same task would. ``sender_module``'s ``send_email`` takes half a second, so the second arrives while the first
+    is sending."""
+    import threading
+    import time
+
+    from django.db import connection
+
+    send = sender_module.send_email
+
+    def slow_send(*args, **kwargs):
+        time.sleep(0.5)
+        send(*args, **kwargs)
+
+    monkeypatch.setattr(sender_module, "send_email", slow_send)
+
+    def work():
+        try:
+            job()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """The test database, with every connection to it closed before it is dropped.

@@ -1,6 +1,4 @@
 import re
-import threading
-import time as clock
 from datetime import timedelta
 
 import pytest
@@ -20,7 +18,7 @@ from membership.models import (
     Tier,
 )
 from membership.services import MembershipError
-from tests.conftest import require
+from tests.conftest import require, two_workers_at_once
 from tests.factories import make_user
 
 Role = OrganisationMember.Role
@@ -460,25 +458,8 @@ def test_two_workers_given_the_same_invitation_email_send_it_once(transactional_
         founder, name="Tyne Analytics", organisation_type=OrganisationType.SME, size_band=SizeBand.SMALL
     )
     invitation = services.invite_colleague(organisation, founder, "mia@tyne-analytics.example")
-    send = tasks.send_email
 
-    def slow_send(*args, **kwargs):
-        clock.sleep(0.5)  # the other worker arrives while this one is sending
-        send(*args, **kwargs)
-
-    monkeypatch.setattr(tasks, "send_email", slow_send)
-
-    def work():
-        try:
-            tasks.send_invitation_email(invitation.pk)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    two_workers_at_once(lambda: tasks.send_invitation_email(invitation.pk), monkeypatch, tasks)
 
     assert len(mailoutbox) == 1
 

@@ -4,7 +4,6 @@ Every job takes ``now=``; the e-mails they queue run through ``django_capture_on
 """
 
 import threading
-import time as clock
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -14,7 +13,7 @@ from django.utils.html import strip_tags
 
 from membership import billing, renewals, tasks
 from membership.models import AuditEntry, BillingNotice, Invoice, OrganisationMember, Subscription, Tier, TierPrice
-from tests.conftest import require
+from tests.conftest import require, two_workers_at_once
 from tests.factories import add_member, make_organisation, make_user
 
 Kind = BillingNotice.Kind
@@ -715,25 +714,8 @@ def test_two_workers_given_the_same_email_send_it_once(transactional_db, mailout
     require(connection.vendor == "postgresql", "PostgreSQL (set DATABASE_URL) to send one notice twice at once")
     subscription = _another(tier, "Race", ends=_days_ahead(7))
     BillingNotice.objects.create(subscription=subscription, kind=Kind.RENEWAL_7, key=renewals._period_key(subscription))
-    send = renewals.send_email
 
-    def slow_send(*args, **kwargs):
-        clock.sleep(0.5)  # the other worker arrives while this one is sending
-        send(*args, **kwargs)
-
-    monkeypatch.setattr(renewals, "send_email", slow_send)
-
-    def work():
-        try:
-            renewals.send_billing_email(subscription.pk, Kind.RENEWAL_7)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=work) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    two_workers_at_once(lambda: renewals.send_billing_email(subscription.pk, Kind.RENEWAL_7), monkeypatch, renewals)
 
     assert len(mailoutbox) == 1
 
