@@ -348,14 +348,24 @@ def _expire_checkout(subscription: Subscription) -> None:
 # Stripe objects we make ----------------------------------------------------------------------------------------
 
 
+class StripeUnavailable(MembershipError):
+    """A Stripe call made for a member's request failed: Stripe unreachable, or answering with an error
+    (``answered``: Stripe keeps such an answer under the call's idempotency key)."""
+
+    def __init__(self, message: str, *, answered: bool):
+        super().__init__(message)
+        self.answered = answered
+
+
 def _call(operation: Callable[[stripe.StripeClient], Any]) -> Any:
-    """Run one Stripe call for a member's request. Stripe unreachable or refusing becomes a MembershipError,
-    which rolls back the caller's transaction; the detail goes to the log, not to the member."""
+    """Run one Stripe call for a member's request. Stripe unreachable or refusing becomes a MembershipError
+    (``StripeUnavailable``), which rolls back the caller's transaction; the detail goes to the log, not to the
+    member."""
     try:
         return operation(stripe_api.client())
     except stripe.StripeError as error:
         logger.warning("Stripe call failed: %s", error)
-        raise MembershipError(UNAVAILABLE) from error
+        raise StripeUnavailable(UNAVAILABLE, answered=error.http_status is not None) from error
 
 
 def _ensure_customer(organisation: Organisation) -> str:

@@ -20,13 +20,17 @@ The rules (also in the README, "Membership and payments"):
   ends, then the membership ends; until then it can be taken back.
 
 Each change: only an admin (or staff) may; the subscription's row is locked; every Stripe call's idempotency key is
-built from the subscription's id and its change number (``Subscription.changes_requested``), so a retry of one change
-is recognised and a later change is never mistaken for it; an audit entry names who asked. The tier, price, payment
+built from the subscription's id and its change number (``Subscription.changes_requested``), so the library's own
+retries of a call are recognised and a later change is never mistaken for it; a change whose Stripe call failed
+keeps its number, and trying it again takes the next (Stripe keeps a key's answer, an error included, for 24 hours),
+while the checks that read the subscription from Stripe first refuse a change Stripe already has; an audit entry
+names who asked. The tier, price, payment
 method and cancellation on our row are *not* written here: Stripe sends ``customer.subscription.updated`` and the
 webhook re-reads the subscription and records it, as for any change made at Stripe. Demo mode plays Stripe's part:
 it delivers that signed event, with the subscription as it now is, through the same webhook code.
 """
 
+import functools
 import hashlib
 import json
 import logging
@@ -36,6 +40,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core import signing
 from django.db import transaction
+from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -43,6 +48,7 @@ from accounts.models import User
 from membership import stripe_api
 from membership.billing import (
     INVOICE_DAYS_UNTIL_DUE,
+    StripeUnavailable,
     _call,
     _deliver_demo_event,
     _ensure_customer,
@@ -76,9 +82,35 @@ _MICROSECOND = timedelta(microseconds=1)
 _CANCELLABLE = [Status.ACTIVE, Status.PAST_DUE, Status.GRACE]
 
 
+def _new_keys_after_stripe_fails(change):
+    """Keep the change number an attempt took when Stripe answered one of its calls with an error, so that trying
+    again sends new keys.
+
+    Stripe keeps its answer to an idempotency key for 24 hours, an error included (a 500 once the endpoint has
+    begun): a retry sending the failed attempt's keys would be answered with that error, all day. The attempt's
+    transaction rolls back with its number, so the number is taken again here, after the rollback, and the retry
+    takes the next. A retry of an attempt whose answer was lost but which Stripe carried out is refused by the
+    checks that read the subscription from Stripe first ("... is already with Stripe"). When Stripe could not be
+    reached, it kept nothing, and nothing here changes.
+    """
+
+    @functools.wraps(change)
+    def wrapper(organisation: Organisation, *args, **kwargs):
+        try:
+            return change(organisation, *args, **kwargs)
+        except StripeUnavailable as error:
+            if error.answered:
+                live = Subscription.objects.filter(organisation=organisation, status__in=Subscription.LIVE_STATUSES)
+                live.update(changes_requested=F("changes_requested") + 1)
+            raise
+
+    return wrapper
+
+
 # Tier ----------------------------------------------------------------------------------------------------------
 
 
+@_new_keys_after_stripe_fails
 def change_tier(organisation: Organisation, tier: Tier, actor: User) -> str:
     """Move the organisation's active membership to ``tier``; returns what to tell the admin.
 
@@ -134,6 +166,7 @@ def _check_tier_change(subscription: Subscription, tier: Tier) -> tuple[int, boo
     return amount, amount > subscription.amount_pence
 
 
+@_new_keys_after_stripe_fails
 def keep_tier(organisation: Organisation, actor: User) -> str:
     """Take back a downgrade waiting for the renewal: the membership renews on its current tier."""
     _require_admin(organisation, actor)
@@ -285,6 +318,7 @@ def _refuse_too_few_seats(organisation: Organisation, tier: Tier) -> None:
 # Payment method ------------------------------------------------------------------------------------------------
 
 
+@_new_keys_after_stripe_fails
 def switch_to_invoice(organisation: Organisation, actor: User, po_number: str) -> str:
     """Pay by invoice from the next renewal: Stripe sends the invoice (30 days, the PO number on it) instead of
     charging the card. Annual card memberships only; the PO number is required where the organisation needs one."""
@@ -339,6 +373,7 @@ def _send_invoices_from_now(subscription: Subscription, number: int) -> None:
     _call(lambda client: client.v1.subscriptions.update(stripe_id, params=params, options=stripe_api.options(key)))
 
 
+@_new_keys_after_stripe_fails
 def start_switch_to_card(organisation: Organisation, actor: User) -> str:
     """Begin paying an invoiced membership by card; returns where to send the admin to save a card (Stripe Checkout
     in setup mode, or the demo's stand-in). Nothing changes until Stripe confirms the card: see
@@ -427,6 +462,7 @@ def _retrieve_setup_session(session_id: str) -> dict:
 # Cancelling and taking it back -----------------------------------------------------------------------------------
 
 
+@_new_keys_after_stripe_fails
 def cancel_at_period_end(organisation: Organisation, actor: User) -> str:
     """End the membership when its period ends (card and invoice payers alike); benefits last until then. A
     downgrade waiting for the renewal is dropped with it."""
@@ -456,6 +492,7 @@ def cancel_at_period_end(organisation: Organisation, actor: User) -> str:
         return f"{organisation}'s membership will end on {ends}. You can change your mind until then.{_confirming()}"
 
 
+@_new_keys_after_stripe_fails
 def resume_membership(organisation: Organisation, actor: User) -> str:
     """Take back a cancellation before the period ends: the membership renews as before."""
     _require_admin(organisation, actor)
@@ -582,9 +619,9 @@ def _next_change(subscription: Subscription) -> int:
 
 def _key(subscription: Subscription, number: int | str, what: str, params: dict | None = None) -> str:
     """The idempotency key of one call of one change. Where the call's parameters come from what the admin typed
-    (a PO number), the key also carries a digest of them: a change that failed and rolled back keeps its number, and
-    its retry with corrected parameters must be a new request, which Stripe would otherwise answer with the first
-    one's result (or refuse, for 24 hours)."""
+    (a PO number), the key also carries a digest of them: a change refused here and rolled back before Stripe was
+    asked keeps its number, and its retry with corrected parameters must be a new request, which Stripe would
+    otherwise answer with the first one's result (or refuse, for 24 hours)."""
     key = f"sub-{subscription.pk}-change-{number}-{what}"
     if params is not None:
         key += "-" + hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]

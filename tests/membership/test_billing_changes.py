@@ -117,24 +117,48 @@ def test_asking_twice_before_stripe_confirms_changes_the_tier_once(fake_stripe, 
     assert fresh(subscription).changes_requested == 1
 
 
-def test_a_change_stripe_fails_writes_nothing_and_its_retry_reuses_the_key(fake_stripe, card_member, scale):
+def test_a_change_stripe_fails_changes_nothing_and_its_retry_sends_new_keys(fake_stripe, card_member, scale):
     subscription = card_member.subscription
     fake_stripe.fail(500, f"/v1/subscriptions/{subscription.stripe_subscription_id}")
 
     with pytest.raises(MembershipError, match="Payments are not available"):
         billing_changes.change_tier(card_member.organisation, scale, card_member.admin)
 
-    assert fresh(subscription).changes_requested == 0
     assert not AuditEntry.objects.filter(action="billing.subscription.upgrade_requested").exists()
+    failed = fresh(subscription)
+    assert (failed.tier, failed.amount_pence) == (subscription.tier, subscription.amount_pence)
+    assert failed.changes_requested == 1  # the attempt's number stays taken: its keys are not sent again
     fake_stripe.recover()
     billing_changes.change_tier(card_member.organisation, scale, card_member.admin)
     update = fake_stripe.calls("POST", f"/v1/subscriptions/{subscription.stripe_subscription_id}")[-1]
-    assert update.idempotency_key == f"sub-{subscription.pk}-change-1-tier-{scale.pk}"
+    assert update.idempotency_key == f"sub-{subscription.pk}-change-2-tier-{scale.pk}"
     # A later, different change gets a key of its own.
     Subscription.objects.filter(pk=subscription.pk).update(tier=scale, amount_pence=300_000)
     billing_changes.cancel_at_period_end(card_member.organisation, card_member.admin)
     update = fake_stripe.calls("POST", f"/v1/subscriptions/{subscription.stripe_subscription_id}")[-1]
-    assert update.idempotency_key == f"sub-{subscription.pk}-change-2-cancel"
+    assert update.idempotency_key == f"sub-{subscription.pk}-change-3-cancel"
+
+
+def test_a_change_whose_stripe_500_stripe_keeps_goes_through_when_tried_again(fake_stripe, card_member, scale):
+    """Stripe answers a repeat of a key with the answer it kept, a 500 included, for 24 hours."""
+    subscription = card_member.subscription
+    path = f"/v1/subscriptions/{subscription.stripe_subscription_id}"
+    real_route = fake_stripe._route
+
+    def update_fails(method, route_path, params):
+        if method == "POST" and route_path == path:  # an error inside the endpoint: the fake keeps it under the key
+            raise StripeFailure(500, "api_error", "Something went wrong on Stripe's end.")
+        return real_route(method, route_path, params)
+
+    fake_stripe._route = update_fails
+    with pytest.raises(MembershipError, match="Payments are not available"):
+        billing_changes.change_tier(card_member.organisation, scale, card_member.admin)
+    fake_stripe._route = real_route
+
+    assert "now" in billing_changes.change_tier(card_member.organisation, scale, card_member.admin)
+    first, retried = fake_stripe.calls("POST", path)
+    assert first.idempotency_key != retried.idempotency_key
+    assert fake_stripe.get(subscription.stripe_subscription_id)["items"]["data"][0]["price"]["unit_amount"] == 300_000
 
 
 def _same_tier(member, tiers):
