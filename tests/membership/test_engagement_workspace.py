@@ -66,7 +66,9 @@ def member(name: str, tier: Tier, *, renews_in: int, status=Status.ACTIVE, joine
 
 
 def activity(organisation, kind, days_ago: float, times: int = 1) -> None:
-    now = timezone.now()
+    # Counted back on the local clock: days are calendar days in the site's time zone, and across a change to or from
+    # summer time an hour's difference would otherwise move a late evening onto another date.
+    now = timezone.localtime()
     for n in range(times):
         record_activity(
             organisation,
