@@ -26,22 +26,12 @@ def require(condition: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-def two_workers_at_once(job, monkeypatch, sender_module) -> None:
-    """Run ``job`` in two threads at once, each on a database connection of its own, as two workers handed the
-    same task would. ``sender_module``'s ``send_email`` takes half a second, so the second arrives while the first
-    is sending."""
+def in_two_threads(job) -> None:
+    """Run ``job`` in two threads at once, each on a database connection of its own (closed when it ends), as two
+    workers or two requests would; returns when both have ended."""
     import threading
-    import time
 
     from django.db import connection
-
-    send = sender_module.send_email
-
-    def slow_send(*args, **kwargs):
-        time.sleep(0.5)
-        send(*args, **kwargs)
-
-    monkeypatch.setattr(sender_module, "send_email", slow_send)
 
     def work():
         try:
@@ -54,6 +44,21 @@ def two_workers_at_once(job, monkeypatch, sender_module) -> None:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
+
+
+def two_workers_at_once(job, monkeypatch, sender_module) -> None:
+    """``job`` in two threads at once (``in_two_threads``), with ``sender_module``'s ``send_email`` taking half a
+    second, so the second worker arrives while the first is sending."""
+    import time
+
+    send = sender_module.send_email
+
+    def slow_send(*args, **kwargs):
+        time.sleep(0.5)
+        send(*args, **kwargs)
+
+    monkeypatch.setattr(sender_module, "send_email", slow_send)
+    in_two_threads(job)
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from django.utils import timezone
 from membership import billing, renewals
 from membership.engagement import recompute_scores
 from membership.models import AuditEntry, Invoice, StripeEvent, Subscription
-from tests.conftest import require
+from tests.conftest import in_two_threads, require
 from tests.fake_stripe import signed_event
 from tests.membership.conftest import WEBHOOK_SECRET
 
@@ -303,14 +303,8 @@ def test_two_identical_deliveries_at_once_change_things_once(transactional_db, p
             results.append(billing.receive_stripe_webhook(payload, signature))
         except Exception as error:
             results.append(error)
-        finally:
-            connection.close()
 
-    threads = [threading.Thread(target=deliver_once) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    in_two_threads(deliver_once)
 
     assert sorted(result is None for result in results) == [False, True], results
     assert handled == ["evt_twice"]

@@ -13,7 +13,7 @@ from django.utils.html import strip_tags
 
 from membership import billing, renewals, tasks
 from membership.models import AuditEntry, BillingNotice, Invoice, OrganisationMember, Subscription, Tier, TierPrice
-from tests.conftest import require, two_workers_at_once
+from tests.conftest import in_two_threads, require, two_workers_at_once
 from tests.factories import add_member, make_organisation, make_user
 
 Kind = BillingNotice.Kind
@@ -203,17 +203,7 @@ def test_two_workers_running_the_job_at_once_send_one_reminder(transactional_db,
     monkeypatch.setattr(renewals, "_locked", lock_together)
     results = []
 
-    def run_job():
-        try:
-            results.append(renewals.send_renewal_reminders(now=NOW))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run_job) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    in_two_threads(lambda: results.append(renewals.send_renewal_reminders(now=NOW)))
 
     assert sorted(results) == [0, 1]
     assert subscription.notices.count() == 1
