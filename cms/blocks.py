@@ -70,13 +70,24 @@ class VideoEmbedBlock(EmbedBlock):
         preview_value = "https://www.youtube.com/watch?v=aqz-KE-bpKQ"
 
 
+class OptionalPageChooserBlock(blocks.PageChooserBlock):
+    """A page chooser that may be left empty. When every value in a body is empty (a call to action linking to
+    another address), no query is built for them: the stock block builds and compiles a page query for an empty
+    list of ids on every rendering."""
+
+    def bulk_to_python(self, values):
+        if all(value is None for value in values):
+            return [None] * len(values)
+        return super().bulk_to_python(values)
+
+
 class CallToActionBlock(blocks.StructBlock):
     """A highlighted box with a button, linking to a page of the site or to another address."""
 
     heading = blocks.CharBlock(max_length=120)
     text = blocks.TextBlock(required=False, max_length=400)
     button_label = blocks.CharBlock(max_length=40)
-    page = blocks.PageChooserBlock(required=False, help_text="A page of this site…")
+    page = OptionalPageChooserBlock(required=False, help_text="A page of this site…")
     url = blocks.URLBlock(required=False, label="or an address", help_text="…or any other address.")
 
     class Meta:
