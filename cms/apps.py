@@ -12,6 +12,7 @@ class CmsConfig(AppConfig):
 
         from cms import receivers
         from cms.events import payments, personal_data, tasks  # noqa: F401  (tasks: so a worker knows them)
+        from cms.models import NewsPageTag
 
         payments.register()
         personal_data.register_sections()
@@ -23,3 +24,5 @@ class CmsConfig(AppConfig):
         for model in (Site, PageViewRestriction):
             for signal in (post_save, post_delete):
                 signal.connect(receivers.on_site_or_privacy_changed, sender=model, dispatch_uid=f"cms.{model.__name__}")
+        for signal in (post_save, post_delete):
+            signal.connect(receivers.on_news_tags_changed, sender=NewsPageTag, dispatch_uid="cms.NewsPageTag")

@@ -330,8 +330,23 @@ class NewsPage(MembersOnlyMixin, ListedPage):  # noqa: DJ008 (Page gives __str__
     def get_context(self, request, *args, **kwargs):
         context = super().get_context(request, *args, **kwargs)
         context["more_news"] = [item for item in latest_news_links(request) if item["id"] != self.pk][:3]
-        context["page_tags"] = list(self.tags.all())
+        context["page_tags"] = self.tags_to_show(request)
         return context
+
+    def tags_to_show(self, request: HttpRequest) -> list[dict]:
+        """The page's tags as ``{name, slug}``. For the live page, kept in the cache until a page is next published,
+        moved or deleted or a page's tags change (``cms.receivers``); a preview shows the draft's own tags."""
+        from cms.cache import read_generational, write_generational
+
+        if getattr(request, "is_preview", False):
+            return [{"name": tag.name, "slug": tag.slug} for tag in self.tags.all()]
+        key = f"cms:news-tags:{self.pk}"
+        generation, tags = read_generational(key)
+        if tags is None:
+            tags = list(NewsPageTag.objects.filter(content_object=self).order_by("pk").values("tag__name", "tag__slug"))
+            tags = [{"name": row["tag__name"], "slug": row["tag__slug"]} for row in tags]
+            write_generational(key, generation, tags, LATEST_NEWS_SECONDS)
+        return tags
 
 
 def latest_news_links(request: HttpRequest) -> list[dict]:

@@ -30,6 +30,12 @@ def on_page_deleted(sender, instance, **kwargs) -> None:
         purge_pages()
 
 
+def on_news_tags_changed(sender, **kwargs) -> None:
+    """A news page's tags were written (on publish, or by code that saves the page): the cached tag lists
+    (``NewsPage.tags_to_show``) and any cached page are out of date."""
+    purge_pages()
+
+
 def on_site_or_privacy_changed(sender, **kwargs) -> None:
     """A site, or a page's Wagtail privacy setting, was saved or deleted: the cached sites and the answer to
     "does any page have a privacy setting" (``cms.cache``) are out of date, as may be any cached page."""

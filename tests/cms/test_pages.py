@@ -1,6 +1,9 @@
 """Every page type is created in the back office and renders; listings and the home page show what they should
 at a fixed number of queries."""
 
+import re
+from unittest.mock import patch
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -150,6 +153,47 @@ def test_the_news_index_and_a_news_page_run_the_same_queries_when_the_news_grows
     small = (_queries(client, news_index.url), _queries(client, page.url), _queries(client, "/"))
     page = add(27)
     assert (_queries(client, news_index.url), _queries(client, page.url), _queries(client, "/")) == small
+
+
+def _tags_shown(html: str) -> list[str]:
+    return re.findall(r'<li><a href="[^"]*\?tag=[^"]*">([^<]*)</a></li>', html)
+
+
+def test_a_news_page_shows_its_tags_as_last_published_and_a_preview_shows_the_drafts(client, news_index):
+    body = [
+        *paragraph("Words"),
+        {
+            "type": "call_to_action",
+            "value": {"heading": "Join us", "text": "", "button_label": "Join", "page": None, "url": "https://x.org/"},
+        },
+    ]
+    page = NewsPage(title="Tagged", body=body)
+    page.tags.add("skills", "Teesside")
+    page = publish(news_index, page)
+    assert sorted(_tags_shown(client.get(page.url).content.decode())) == ["Teesside", "skills"]
+
+    draft = page.get_latest_revision_as_object()
+    draft.tags.set(["funding"])
+    revision = draft.save_revision()
+    assert sorted(_tags_shown(client.get(page.url).content.decode())) == ["Teesside", "skills"]  # a draft only
+    assert _tags_shown(draft.make_preview_request().content.decode()) == ["funding"]
+
+    revision.publish()
+    assert _tags_shown(client.get(page.url).content.decode()) == ["funding"]
+
+    page.refresh_from_db()
+    page.tags.add("Wearside")  # tags written by code, without a publish
+    page.save()
+    assert sorted(_tags_shown(client.get(page.url).content.decode())) == ["Wearside", "funding"]
+
+
+def test_an_empty_page_link_in_a_body_builds_no_page_query(home):
+    from cms.blocks import OptionalPageChooserBlock
+
+    block = OptionalPageChooserBlock(required=False)
+    with patch.object(type(Page.objects), "in_bulk", side_effect=AssertionError("a query for no pages")):
+        assert block.bulk_to_python([None, None]) == [None, None]
+    assert block.bulk_to_python([None, home.pk, None]) == [None, home.page_ptr, None]
 
 
 def test_a_board_update_shows_attendees_topics_decisions_and_actions(client, board_index):
