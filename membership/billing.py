@@ -25,14 +25,14 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import stripe
 from django.conf import settings
 from django.core import signing
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dateformat import format as date_format
@@ -368,41 +368,60 @@ def _call(operation: Callable[[stripe.StripeClient], Any]) -> Any:
         raise StripeUnavailable(UNAVAILABLE, answered=error.http_status is not None) from error
 
 
+def _creation_key(base: str, failures: int) -> str:
+    """The idempotency key for making a Stripe object once: from our id, and new after each attempt Stripe answered
+    with an error. Stripe keeps a key's answer for 24 hours, a 500 included, so a retry with the failed attempt's
+    key would be refused all day; a retry after no answer at all keeps the key, so Stripe makes the object once."""
+    return base if not failures else f"{base}-retry-{failures}"
+
+
+def _count_failure_then_raise(model, pk: int, field: str, error: StripeUnavailable) -> NoReturn:
+    """After the attempt's transaction has rolled back: if Stripe answered it (with an error), count it, so the
+    next attempt sends a new key."""
+    if error.answered:
+        model.objects.filter(pk=pk).update(**{field: F(field) + 1})
+    raise error
+
+
 def _ensure_customer(organisation: Organisation) -> str:
     """The organisation's Stripe customer, made once. Committed on its own: once Stripe has made it, it is
     real whatever happens next, and the key (from our id) returns the same customer to a retry."""
-    with transaction.atomic():
-        organisation = Organisation.objects.select_for_update().get(pk=organisation.pk)
-        if organisation.stripe_customer_id:
-            return organisation.stripe_customer_id
-        params = {"name": organisation.name, "metadata": {"organisation_id": str(organisation.pk)}}
-        if organisation.billing_email:
-            params["email"] = organisation.billing_email
-        customer = _call(
-            lambda client: client.v1.customers.create(
-                params=params, options=stripe_api.options(f"customer-org-{organisation.pk}")
-            )
-        )
-        organisation.stripe_customer_id = customer.id
-        organisation.save(update_fields=["stripe_customer_id"])
-        return customer.id
+    try:
+        with transaction.atomic():
+            organisation = Organisation.objects.select_for_update().get(pk=organisation.pk)
+            if organisation.stripe_customer_id:
+                return organisation.stripe_customer_id
+            params = {"name": organisation.name, "metadata": {"organisation_id": str(organisation.pk)}}
+            if organisation.billing_email:
+                params["email"] = organisation.billing_email
+            key = _creation_key(f"customer-org-{organisation.pk}", organisation.stripe_customer_failures)
+            customer = _call(lambda client: client.v1.customers.create(params=params, options=stripe_api.options(key)))
+            organisation.stripe_customer_id = customer.id
+            organisation.save(update_fields=["stripe_customer_id"])
+            return customer.id
+    except StripeUnavailable as error:
+        _count_failure_then_raise(Organisation, organisation.pk, "stripe_customer_failures", error)
 
 
 def _ensure_product(tier: Tier) -> str:
     """The tier's Stripe product, made once and named after it: prices are made per checkout from our price
     matrix, and the product is how a subscription changed at Stripe is traced back to a tier."""
-    with transaction.atomic():
-        tier = Tier.objects.select_for_update().get(pk=tier.pk)
-        if tier.stripe_product_id:
-            return tier.stripe_product_id
-        product = _call(
-            lambda client: client.v1.products.create(
-                params={"name": tier.name, "metadata": {"tier_id": str(tier.pk)}},
-                options=stripe_api.options(f"product-tier-{tier.pk}"),
+    try:
+        with transaction.atomic():
+            tier = Tier.objects.select_for_update().get(pk=tier.pk)
+            if tier.stripe_product_id:
+                return tier.stripe_product_id
+            key = _creation_key(f"product-tier-{tier.pk}", tier.stripe_product_failures)
+            product = _call(
+                lambda client: client.v1.products.create(
+                    params={"name": tier.name, "metadata": {"tier_id": str(tier.pk)}},
+                    options=stripe_api.options(key),
+                )
             )
-        )
-        Tier.objects.filter(pk=tier.pk).update(stripe_product_id=product.id)
-        return product.id
+            Tier.objects.filter(pk=tier.pk).update(stripe_product_id=product.id)
+            return product.id
+    except StripeUnavailable as error:
+        _count_failure_then_raise(Tier, tier.pk, "stripe_product_failures", error)
 
 
 VAT_RATE_PURPOSE = "membership_vat"

@@ -171,6 +171,9 @@ class Organisation(models.Model):
         help_text="Seats agreed for this organisation, overriding its tier's. Empty: the tier decides.",
     )
     stripe_customer_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    # Attempts to make the Stripe customer that Stripe answered with an error: each retry sends a new key
+    # (``billing._ensure_customer``).
+    stripe_customer_failures = models.PositiveIntegerField(default=0, editable=False)
     tags = TaggableManager(through=TaggedOrganisation, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -464,6 +467,8 @@ class Tier(ClusterableModel):
     monthly_billing = models.BooleanField("may be paid monthly", default=False)
     sort_order = models.PositiveSmallIntegerField(default=0)
     stripe_product_id = models.CharField(max_length=100, unique=True, null=True, blank=True)
+    # Attempts to make the Stripe product that Stripe answered with an error (``billing._ensure_product``).
+    stripe_product_failures = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["sort_order", "name"]

@@ -19,7 +19,7 @@ from membership.models import (
 )
 from membership.services import MembershipError
 from tests import factories
-from tests.fake_stripe import FakeStripe, signed_event
+from tests.fake_stripe import FakeStripe, StripeFailure, signed_event
 from tests.membership.conftest import WEBHOOK_SECRET
 
 Status = Subscription.Status
@@ -199,6 +199,49 @@ def test_stripe_failing_the_checkout_rolls_the_pending_subscription_back(fake_st
     billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
     assert len(fake_stripe.calls("POST", "/v1/customers")) == 1
     assert Subscription.objects.get(organisation=robotics).status == Status.PENDING
+
+
+@pytest.mark.parametrize("path", ["/v1/customers", "/v1/products"])
+def test_a_customer_or_product_stripe_refused_with_a_500_it_keeps_is_made_when_tried_again(
+    fake_stripe, robotics, growth, billing_admin, path
+):
+    """Stripe answers a repeat of a key with the answer it kept, a 500 included, for 24 hours: the retry sends a
+    new key, and the object is made."""
+    real_route = fake_stripe._route
+
+    def creation_fails_once(method, route_path, params):
+        if method == "POST" and route_path == path and not fake_stripe.calls("POST", path)[1:]:
+            raise StripeFailure(500, "api_error", "Something went wrong on Stripe's end.")
+        return real_route(method, route_path, params)
+
+    fake_stripe._route = creation_fails_once
+    with pytest.raises(MembershipError, match="Payments are not available just now"):
+        billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+    assert not Subscription.objects.exists()
+
+    billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+
+    first, retried = fake_stripe.calls("POST", path)
+    base = f"customer-org-{robotics.pk}" if path == "/v1/customers" else f"product-tier-{growth.pk}"
+    assert (first.idempotency_key, retried.idempotency_key) == (base, f"{base}-retry-1")
+    assert Subscription.objects.get(organisation=robotics).status == Status.PENDING
+    robotics.refresh_from_db()
+    growth.refresh_from_db()
+    assert robotics.stripe_customer_id and growth.stripe_product_id
+
+
+def test_a_customer_asked_for_while_stripe_was_unreachable_keeps_its_key(fake_stripe, robotics, growth, billing_admin):
+    """With no answer, Stripe may have made the customer: the retry sends the same key, so it is made once."""
+    port = int(fake_stripe.url.rsplit(":", 1)[1])
+    fake_stripe.stop()
+    with pytest.raises(MembershipError, match="Payments are not available just now"):
+        billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+    fake_stripe.start(port)
+
+    billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+
+    [customer] = fake_stripe.calls("POST", "/v1/customers")
+    assert customer.idempotency_key == f"customer-org-{robotics.pk}"
 
 
 def test_starting_again_closes_the_unfinished_checkout_first(fake_stripe, robotics, growth, scale, billing_admin):
