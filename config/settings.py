@@ -356,7 +356,7 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not envbool("STATIC_MANIFEST", False)
 if WHITENOISE_USE_FINDERS:
     # Files are served from each app's static folder, so an empty STATIC_ROOT is expected, not a fault.
-    warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+    warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

@@ -79,3 +79,20 @@ def test_it_takes_every_production_service_from_the_environment():
 def test_debug_is_on_only_when_set():
     assert _settings_under(DEBUG="true")["debug"] is True
     assert _settings_under(DEBUG="false")["debug"] is False
+
+
+def test_serving_from_the_apps_static_folders_warns_of_no_missing_static_root(tmp_path):
+    """Out of the box (no ``collectstatic``, no STATIC_MANIFEST), files are served from each app's static folder:
+    the empty STATIC_ROOT is expected, and starting the app must not warn about it."""
+    probe = (
+        "import django\nfrom django.conf import settings\ndjango.setup()\n"
+        f"settings.STATIC_ROOT = {str(tmp_path / 'not-collected')!r}\n"
+        "from django.core.wsgi import get_wsgi_application\nget_wsgi_application()\nprint('started')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in (*SERVICE_VARIABLES, "STATIC_MANIFEST")}
+    env.update(DJANGO_SETTINGS_MODULE="config.settings")
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "started"
+    assert "No directory at" not in result.stderr
