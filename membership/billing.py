@@ -31,6 +31,7 @@ from urllib.parse import quote
 import stripe
 from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import F, Q
 from django.urls import reverse
@@ -430,8 +431,9 @@ VAT_RATE_PURPOSE = "membership_vat"
 def _ensure_vat_rate() -> str:
     """The Stripe tax rate that adds VAT at ``VAT_RATE_PERCENT`` to our prices (which are before VAT): found among
     the account's active rates by its metadata, or made once (the key, from the rate, returns the same one to a
-    retry). Every subscription item carries it, so Stripe charges what our e-mails quote (``with_vat``). A fixed
-    rate rather than Stripe Tax: members are charged exactly the rate we promise, whatever their address."""
+    retry; a new key after Stripe answered with an error, as ``_creation_key`` says). Every subscription item
+    carries it, so Stripe charges what our e-mails quote (``with_vat``). A fixed rate rather than Stripe Tax:
+    members are charged exactly the rate we promise, whatever their address."""
     percent = settings.VAT_RATE_PERCENT
     rates = _call(lambda client: client.v1.tax_rates.list(params={"active": True, "inclusive": False, "limit": 100}))
     for rate in rates.to_dict()["data"]:
@@ -447,9 +449,17 @@ def _ensure_vat_rate() -> str:
         "tax_type": "vat",
         "metadata": {"purpose": VAT_RATE_PURPOSE},
     }
-    created = _call(
-        lambda client: client.v1.tax_rates.create(params=params, options=stripe_api.options(f"tax-rate-vat-{percent}"))
-    )
+    # No row of ours holds the rate, so attempts Stripe answered with an error are counted in the cache (shared
+    # by every process). Should the cache lose the count, a retry is answered with the failed attempt's error
+    # until Stripe forgets its key (24 hours).
+    failures_key = f"billing:vat-rate-failures:{percent}"
+    key = _creation_key(f"tax-rate-vat-{percent}", cache.get(failures_key, 0))
+    try:
+        created = _call(lambda client: client.v1.tax_rates.create(params=params, options=stripe_api.options(key)))
+    except StripeUnavailable as error:
+        if error.answered:
+            cache.set(failures_key, cache.get(failures_key, 0) + 1, None)
+        raise
     return created.id
 
 

@@ -201,8 +201,8 @@ def test_stripe_failing_the_checkout_rolls_the_pending_subscription_back(fake_st
     assert Subscription.objects.get(organisation=robotics).status == Status.PENDING
 
 
-@pytest.mark.parametrize("path", ["/v1/customers", "/v1/products"])
-def test_a_customer_or_product_stripe_refused_with_a_500_it_keeps_is_made_when_tried_again(
+@pytest.mark.parametrize("path", ["/v1/customers", "/v1/products", "/v1/tax_rates"])
+def test_a_customer_product_or_tax_rate_stripe_refused_with_a_500_it_keeps_is_made_when_tried_again(
     fake_stripe, robotics, growth, billing_admin, path
 ):
     """Stripe answers a repeat of a key with the answer it kept, a 500 included, for 24 hours: the retry sends a
@@ -222,7 +222,11 @@ def test_a_customer_or_product_stripe_refused_with_a_500_it_keeps_is_made_when_t
     billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
 
     first, retried = fake_stripe.calls("POST", path)
-    base = f"customer-org-{robotics.pk}" if path == "/v1/customers" else f"product-tier-{growth.pk}"
+    base = {
+        "/v1/customers": f"customer-org-{robotics.pk}",
+        "/v1/products": f"product-tier-{growth.pk}",
+        "/v1/tax_rates": "tax-rate-vat-20",
+    }[path]
     assert (first.idempotency_key, retried.idempotency_key) == (base, f"{base}-retry-1")
     assert Subscription.objects.get(organisation=robotics).status == Status.PENDING
     robotics.refresh_from_db()
