@@ -7,6 +7,7 @@ class CmsConfig(AppConfig):
 
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
+        from taggit.models import Tag
         from wagtail.models import PageViewRestriction, Site
         from wagtail.signals import page_published, page_unpublished, post_page_move
 
@@ -26,3 +27,4 @@ class CmsConfig(AppConfig):
                 signal.connect(receivers.on_site_or_privacy_changed, sender=model, dispatch_uid=f"cms.{model.__name__}")
         for signal in (post_save, post_delete):
             signal.connect(receivers.on_news_tags_changed, sender=NewsPageTag, dispatch_uid="cms.NewsPageTag")
+        post_save.connect(receivers.on_tag_renamed, sender=Tag, dispatch_uid="cms.Tag")

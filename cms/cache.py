@@ -20,6 +20,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.contrib.messages.storage.cookie import CookieStorage
 from django.core.cache import cache
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 
 GENERATION_KEY = "cms:pages:generation"
@@ -29,8 +30,14 @@ _KEPT_HEADERS = ("Content-Type", "Content-Language", "Vary", "Last-Modified")
 
 
 def purge_pages() -> None:
-    """Start a new generation: no page cached before now is served again (the navigation is rebuilt too)."""
+    """Start a new generation: no page cached before now is served again (the navigation is rebuilt too).
+
+    Inside a transaction (a publish is one), the purge is made again once it commits: a request served between
+    the two reads the rows as they were before the change, and what it cached under the first new generation
+    must not outlive the commit."""
     cache.set(GENERATION_KEY, uuid.uuid4().hex, None)
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(lambda: cache.set(GENERATION_KEY, uuid.uuid4().hex, None))
 
 
 def read_generational(key: str) -> tuple[str, object | None]:

@@ -36,6 +36,13 @@ def on_news_tags_changed(sender, **kwargs) -> None:
     purge_pages()
 
 
+def on_tag_renamed(sender, created: bool, **kwargs) -> None:
+    """A tag was renamed (staff may, in the Django admin): pages showing it are out of date. A new tag is on
+    no page yet; the page it is added to purges when its tags are written."""
+    if not created:
+        purge_pages()
+
+
 def on_site_or_privacy_changed(sender, **kwargs) -> None:
     """A site, or a page's Wagtail privacy setting, was saved or deleted: the cached sites and the answer to
     "does any page have a privacy setting" (``cms.cache``) are out of date, as may be any cached page."""

@@ -1,8 +1,10 @@
 """The page cache: public pages served to anonymous visitors from the cache, purged whenever a page changes."""
 
 import pytest
+from django.db import transaction
 from wagtail.models import PageViewRestriction
 
+from cms.cache import purge_pages
 from cms.models import NewsIndexPage, NewsPage, StandardPage
 from tests.cms.conftest import add_news, paragraph, publish
 
@@ -22,6 +24,17 @@ def test_it_is_off_unless_the_setting_turns_it_on(client, news_index):
     page = add_news(news_index, "Quayside news")
     assert client.get(page.url).get("X-Page-Cache") is None
     assert client.get(page.url).get("X-Page-Cache") is None
+
+
+def test_a_page_cached_while_a_publish_was_under_way_is_not_served_once_it_commits(
+    client, news_index, page_cache, django_capture_on_commit_callbacks
+):
+    page = add_news(news_index, "Quayside news")
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        purge_pages()  # as a publish does, inside its transaction
+        assert _served(client, page.url)[0] == "miss"  # a request in between reads and keeps the page as it was
+        assert _served(client, page.url)[0] == "hit"
+    assert _served(client, page.url)[0] == "miss"
 
 
 def test_anonymous_visitors_get_the_stored_page(client, news_index, page_cache, django_assert_num_queries):

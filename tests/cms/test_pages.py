@@ -7,6 +7,7 @@ from unittest.mock import patch
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from taggit.models import Tag
 from wagtail.models import Page
 from wagtail.test.utils.form_data import inline_formset
 
@@ -185,6 +186,11 @@ def test_a_news_page_shows_its_tags_as_last_published_and_a_preview_shows_the_dr
     page.tags.add("Wearside")  # tags written by code, without a publish
     page.save()
     assert sorted(_tags_shown(client.get(page.url).content.decode())) == ["Wearside", "funding"]
+
+    tag = Tag.objects.get(name="funding")  # renamed by staff
+    tag.name, tag.slug = "Grants", "grants"
+    tag.save()
+    assert sorted(_tags_shown(client.get(page.url).content.decode())) == ["Grants", "Wearside"]
 
 
 def test_an_empty_page_link_in_a_body_builds_no_page_query(home):
