@@ -376,12 +376,29 @@ def _creation_key(base: str, failures: int) -> str:
     return base if not failures else f"{base}-retry-{failures}"
 
 
+def _counts_as_failed(error: StripeUnavailable) -> bool:
+    """Whether the next attempt needs a new key: Stripe answered, and not with 409, which says a request with the
+    same key is still under way (the retry should send that key again, and be answered with its outcome)."""
+    return error.answered and getattr(error.__cause__, "http_status", None) != 409
+
+
 def _count_failure_then_raise(model, pk: int, field: str, error: StripeUnavailable) -> NoReturn:
-    """After the attempt's transaction has rolled back: if Stripe answered it (with an error), count it, so the
-    next attempt sends a new key."""
-    if error.answered:
+    """After the attempt's transaction has rolled back: if Stripe answered it with an error, count it, so the next
+    attempt sends a new key."""
+    if _counts_as_failed(error):
         model.objects.filter(pk=pk).update(**{field: F(field) + 1})
     raise error
+
+
+def _made_earlier(resource: str, metadata_key: str, pk: int) -> str | None:
+    """The id of a Stripe object an earlier attempt made for our row ``pk``, found by its metadata, if any.
+
+    Asked before making one under a new key: Stripe's answer to a 500 does not say whether the object was made,
+    and an attempt that was not answered at all may have made it. (Stripe's search sees a new object within about
+    a minute.)"""
+    query = f"metadata['{metadata_key}']:'{pk}'"
+    found = _call(lambda client: getattr(client.v1, resource).search(params={"query": query, "limit": 1}))
+    return found.data[0].id if found.data else None
 
 
 def _ensure_customer(organisation: Organisation) -> str:
@@ -392,14 +409,19 @@ def _ensure_customer(organisation: Organisation) -> str:
             organisation = Organisation.objects.select_for_update().get(pk=organisation.pk)
             if organisation.stripe_customer_id:
                 return organisation.stripe_customer_id
-            params = {"name": organisation.name, "metadata": {"organisation_id": str(organisation.pk)}}
-            if organisation.billing_email:
-                params["email"] = organisation.billing_email
-            key = _creation_key(f"customer-org-{organisation.pk}", organisation.stripe_customer_failures)
-            customer = _call(lambda client: client.v1.customers.create(params=params, options=stripe_api.options(key)))
-            organisation.stripe_customer_id = customer.id
+            failures = organisation.stripe_customer_failures
+            customer_id = _made_earlier("customers", "organisation_id", organisation.pk) if failures else None
+            if customer_id is None:
+                params = {"name": organisation.name, "metadata": {"organisation_id": str(organisation.pk)}}
+                if organisation.billing_email:
+                    params["email"] = organisation.billing_email
+                key = _creation_key(f"customer-org-{organisation.pk}", failures)
+                customer_id = _call(
+                    lambda client: client.v1.customers.create(params=params, options=stripe_api.options(key))
+                ).id
+            organisation.stripe_customer_id = customer_id
             organisation.save(update_fields=["stripe_customer_id"])
-            return customer.id
+            return customer_id
     except StripeUnavailable as error:
         _count_failure_then_raise(Organisation, organisation.pk, "stripe_customer_failures", error)
 
@@ -412,15 +434,18 @@ def _ensure_product(tier: Tier) -> str:
             tier = Tier.objects.select_for_update().get(pk=tier.pk)
             if tier.stripe_product_id:
                 return tier.stripe_product_id
-            key = _creation_key(f"product-tier-{tier.pk}", tier.stripe_product_failures)
-            product = _call(
-                lambda client: client.v1.products.create(
-                    params={"name": tier.name, "metadata": {"tier_id": str(tier.pk)}},
-                    options=stripe_api.options(key),
-                )
-            )
-            Tier.objects.filter(pk=tier.pk).update(stripe_product_id=product.id)
-            return product.id
+            failures = tier.stripe_product_failures
+            product_id = _made_earlier("products", "tier_id", tier.pk) if failures else None
+            if product_id is None:
+                key = _creation_key(f"product-tier-{tier.pk}", failures)
+                product_id = _call(
+                    lambda client: client.v1.products.create(
+                        params={"name": tier.name, "metadata": {"tier_id": str(tier.pk)}},
+                        options=stripe_api.options(key),
+                    )
+                ).id
+            Tier.objects.filter(pk=tier.pk).update(stripe_product_id=product_id)
+            return product_id
     except StripeUnavailable as error:
         _count_failure_then_raise(Tier, tier.pk, "stripe_product_failures", error)
 
@@ -457,7 +482,7 @@ def _ensure_vat_rate() -> str:
     try:
         created = _call(lambda client: client.v1.tax_rates.create(params=params, options=stripe_api.options(key)))
     except StripeUnavailable as error:
-        if error.answered:
+        if _counts_as_failed(error):
             cache.set(failures_key, cache.get(failures_key, 0) + 1, None)
         raise
     return created.id

@@ -219,6 +219,8 @@ class FakeStripe:
     def _route(self, method: str, path: str, params: dict) -> dict:
         routes = [
             ("POST", r"/v1/customers", self._create_customer),
+            ("GET", r"/v1/customers/search", lambda params: self._search("customer", params)),
+            ("GET", r"/v1/products/search", lambda params: self._search("product", params)),
             ("POST", r"/v1/customers/(?P<id>[^/]+)", self._update),
             ("POST", r"/v1/products", self._create_product),
             ("POST", r"/v1/checkout/sessions", self._create_session),
@@ -575,6 +577,17 @@ class FakeStripe:
                 "metadata": params.get("metadata") or {},
             }
         )
+
+    def _search(self, kind: str, params: dict) -> dict:
+        """Stripe's search, for the one query billing makes: ``metadata['key']:'value'``."""
+        match = re.fullmatch(r"metadata\['([^']+)'\]:'([^']*)'", params.get("query", ""))
+        if not match:
+            raise StripeFailure(400, "invalid_request_error", "The fake searches by one metadata value only.")
+        key, value = match.groups()
+        found = [
+            o for o in self.objects.values() if o["object"] == kind and (o.get("metadata") or {}).get(key) == value
+        ]
+        return {"object": "search_result", "data": found[: int(params.get("limit", 10))], "has_more": False}
 
     def _list_tax_rates(self, params: dict) -> dict:
         found = [

@@ -234,6 +234,59 @@ def test_a_customer_product_or_tax_rate_stripe_refused_with_a_500_it_keeps_is_ma
     assert robotics.stripe_customer_id and growth.stripe_product_id
 
 
+@pytest.mark.parametrize(("path", "resource"), [("/v1/customers", "customer"), ("/v1/products", "product")])
+def test_a_customer_or_product_stripe_made_but_answered_with_a_500_is_found_not_made_again(
+    fake_stripe, robotics, growth, billing_admin, path, resource
+):
+    """Stripe's answer to a 500 does not say whether the object was made: before making it under a new key, billing
+    looks for one an earlier attempt made, by its metadata."""
+    real_route = fake_stripe._route
+
+    def made_then_fails(method, route_path, params):
+        answer = real_route(method, route_path, params)
+        if method == "POST" and route_path == path:
+            fake_stripe._route = real_route
+            raise StripeFailure(500, "api_error", "Something went wrong on Stripe's end.")
+        return answer
+
+    fake_stripe._route = made_then_fails
+    with pytest.raises(MembershipError, match="Payments are not available just now"):
+        billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+
+    billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+
+    [made] = [obj for obj in fake_stripe.objects.values() if obj["object"] == resource]
+    assert len(fake_stripe.calls("POST", path)) == 1
+    assert len(fake_stripe.calls("GET", f"{path}/search")) == 1
+    robotics.refresh_from_db()
+    growth.refresh_from_db()
+    assert made["id"] in (robotics.stripe_customer_id, growth.stripe_product_id)
+
+
+def test_a_customer_stripe_says_is_still_being_made_is_asked_for_again_with_its_key(
+    fake_stripe, robotics, growth, billing_admin
+):
+    """409: a request with the same key is under way at Stripe. The retry sends that key again."""
+    real_route = fake_stripe._route
+
+    def in_progress_once(method, route_path, params):
+        if method == "POST" and route_path == "/v1/customers":
+            fake_stripe._route = real_route
+            raise StripeFailure(409, "idempotency_error", "A request with this key is in progress.")
+        return real_route(method, route_path, params)
+
+    fake_stripe._route = in_progress_once
+    with pytest.raises(MembershipError, match="Payments are not available just now"):
+        billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+    fake_stripe._answers.clear()  # Stripe keeps no answer for a request that conflicted with one under way
+
+    billing.start_card_checkout(robotics, growth, YEAR, billing_admin)
+
+    keys_sent = [call.idempotency_key for call in fake_stripe.calls("POST", "/v1/customers")]
+    assert keys_sent[-1] == f"customer-org-{robotics.pk}"
+    assert not fake_stripe.calls("GET", "/v1/customers/search")
+
+
 def test_a_customer_asked_for_while_stripe_was_unreachable_keeps_its_key(fake_stripe, robotics, growth, billing_admin):
     """With no answer, Stripe may have made the customer: the retry sends the same key, so it is made once."""
     port = int(fake_stripe.url.rsplit(":", 1)[1])
