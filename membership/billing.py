@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import quote
 
 import stripe
@@ -382,14 +382,6 @@ def _counts_as_failed(error: StripeUnavailable) -> bool:
     return error.answered and getattr(error.__cause__, "http_status", None) != 409
 
 
-def _count_failure_then_raise(model, pk: int, field: str, error: StripeUnavailable) -> NoReturn:
-    """After the attempt's transaction has rolled back: if Stripe answered it with an error, count it, so the next
-    attempt sends a new key."""
-    if _counts_as_failed(error):
-        model.objects.filter(pk=pk).update(**{field: F(field) + 1})
-    raise error
-
-
 def _made_earlier(resource: str, metadata_key: str, pk: int) -> str | None:
     """The id of a Stripe object an earlier attempt made for our row ``pk``, found by its metadata, if any.
 
@@ -401,53 +393,58 @@ def _made_earlier(resource: str, metadata_key: str, pk: int) -> str | None:
     return found.data[0].id if found.data else None
 
 
-def _ensure_customer(organisation: Organisation) -> str:
-    """The organisation's Stripe customer, made once. Committed on its own: once Stripe has made it, it is
-    real whatever happens next, and the key (from our id) returns the same customer to a retry."""
+def _made_once(row, *, resource: str, key_base: str, metadata_key: str, params: Callable[[Any], dict]) -> str:
+    """The Stripe object (``resource``: customers, products) for our ``row``, made once from ``params(row)`` (the
+    row as locked) and its id stored on the row (``stripe_<object>_id``). Committed on its own: once Stripe has
+    made it, it is real whatever happens next.
+
+    The key is from our id, so a retry after no answer returns the same object. When Stripe answered an attempt
+    with an error, the attempt is counted (``stripe_<object>_failures``), and the next looks for what it may have
+    made (``_made_earlier``) before making it under a new key (``_creation_key``)."""
+    model, noun = type(row), resource.removesuffix("s")
+    id_field, failures_field = f"stripe_{noun}_id", f"stripe_{noun}_failures"
     try:
         with transaction.atomic():
-            organisation = Organisation.objects.select_for_update().get(pk=organisation.pk)
-            if organisation.stripe_customer_id:
-                return organisation.stripe_customer_id
-            failures = organisation.stripe_customer_failures
-            customer_id = _made_earlier("customers", "organisation_id", organisation.pk) if failures else None
-            if customer_id is None:
-                params = {"name": organisation.name, "metadata": {"organisation_id": str(organisation.pk)}}
-                if organisation.billing_email:
-                    params["email"] = organisation.billing_email
-                key = _creation_key(f"customer-org-{organisation.pk}", failures)
-                customer_id = _call(
-                    lambda client: client.v1.customers.create(params=params, options=stripe_api.options(key))
+            row = model.objects.select_for_update().get(pk=row.pk)
+            if made := getattr(row, id_field):
+                return made
+            failures = getattr(row, failures_field)
+            made = _made_earlier(resource, metadata_key, row.pk) if failures else None
+            if made is None:
+                key = _creation_key(f"{key_base}-{row.pk}", failures)
+                made = _call(
+                    lambda client: getattr(client.v1, resource).create(
+                        params=params(row), options=stripe_api.options(key)
+                    )
                 ).id
-            organisation.stripe_customer_id = customer_id
-            organisation.save(update_fields=["stripe_customer_id"])
-            return customer_id
+            model.objects.filter(pk=row.pk).update(**{id_field: made})
+            return made
     except StripeUnavailable as error:
-        _count_failure_then_raise(Organisation, organisation.pk, "stripe_customer_failures", error)
+        if _counts_as_failed(error):
+            model.objects.filter(pk=row.pk).update(**{failures_field: F(failures_field) + 1})
+        raise
+
+
+def _ensure_customer(organisation: Organisation) -> str:
+    """The organisation's Stripe customer, made once (``_made_once``)."""
+
+    def params(organisation: Organisation) -> dict:
+        found = {"name": organisation.name, "metadata": {"organisation_id": str(organisation.pk)}}
+        return {**found, "email": organisation.billing_email} if organisation.billing_email else found
+
+    return _made_once(
+        organisation, resource="customers", key_base="customer-org", metadata_key="organisation_id", params=params
+    )
 
 
 def _ensure_product(tier: Tier) -> str:
-    """The tier's Stripe product, made once and named after it: prices are made per checkout from our price
-    matrix, and the product is how a subscription changed at Stripe is traced back to a tier."""
-    try:
-        with transaction.atomic():
-            tier = Tier.objects.select_for_update().get(pk=tier.pk)
-            if tier.stripe_product_id:
-                return tier.stripe_product_id
-            failures = tier.stripe_product_failures
-            product_id = _made_earlier("products", "tier_id", tier.pk) if failures else None
-            if product_id is None:
-                key = _creation_key(f"product-tier-{tier.pk}", failures)
-                product_id = _call(
-                    lambda client: client.v1.products.create(
-                        params={"name": tier.name, "metadata": {"tier_id": str(tier.pk)}},
-                        options=stripe_api.options(key),
-                    )
-                ).id
-            Tier.objects.filter(pk=tier.pk).update(stripe_product_id=product_id)
-            return product_id
-    except StripeUnavailable as error:
-        _count_failure_then_raise(Tier, tier.pk, "stripe_product_failures", error)
+    """The tier's Stripe product, made once and named after it (``_made_once``): prices are made per checkout from
+    our price matrix, and the product is how a subscription changed at Stripe is traced back to a tier."""
+
+    def params(tier: Tier) -> dict:
+        return {"name": tier.name, "metadata": {"tier_id": str(tier.pk)}}
+
+    return _made_once(tier, resource="products", key_base="product-tier", metadata_key="tier_id", params=params)
 
 
 VAT_RATE_PURPOSE = "membership_vat"
