@@ -350,8 +350,11 @@ def _expire_checkout(subscription: Subscription) -> None:
 
 
 class StripeUnavailable(MembershipError):
-    """A Stripe call made for a member's request failed: Stripe unreachable, or answering with an error
-    (``answered``: Stripe keeps such an answer under the call's idempotency key)."""
+    """A Stripe call made for a member's request failed: Stripe unreachable, or answering with an error.
+
+    ``answered``: Stripe answered with an error it keeps under the call's idempotency key for 24 hours, so the next
+    attempt needs new keys. Not a 409, which says a request with the same key is still under way: Stripe keeps no
+    answer for it, and the retry should send that key again and be answered with the first request's outcome."""
 
     def __init__(self, message: str, *, answered: bool):
         super().__init__(message)
@@ -366,7 +369,7 @@ def _call(operation: Callable[[stripe.StripeClient], Any]) -> Any:
         return operation(stripe_api.client())
     except stripe.StripeError as error:
         logger.warning("Stripe call failed: %s", error)
-        raise StripeUnavailable(UNAVAILABLE, answered=error.http_status is not None) from error
+        raise StripeUnavailable(UNAVAILABLE, answered=error.http_status not in (None, 409)) from error
 
 
 def _creation_key(base: str, failures: int) -> str:
@@ -374,12 +377,6 @@ def _creation_key(base: str, failures: int) -> str:
     with an error. Stripe keeps a key's answer for 24 hours, a 500 included, so a retry with the failed attempt's
     key would be refused all day; a retry after no answer at all keeps the key, so Stripe makes the object once."""
     return base if not failures else f"{base}-retry-{failures}"
-
-
-def _counts_as_failed(error: StripeUnavailable) -> bool:
-    """Whether the next attempt needs a new key: Stripe answered, and not with 409, which says a request with the
-    same key is still under way (the retry should send that key again, and be answered with its outcome)."""
-    return error.answered and getattr(error.__cause__, "http_status", None) != 409
 
 
 def _made_earlier(resource: str, metadata_key: str, pk: int) -> str | None:
@@ -420,7 +417,7 @@ def _made_once(row, *, resource: str, key_base: str, metadata_key: str, params: 
             model.objects.filter(pk=row.pk).update(**{id_field: made})
             return made
     except StripeUnavailable as error:
-        if _counts_as_failed(error):
+        if error.answered:
             model.objects.filter(pk=row.pk).update(**{failures_field: F(failures_field) + 1})
         raise
 
@@ -479,7 +476,7 @@ def _ensure_vat_rate() -> str:
     try:
         created = _call(lambda client: client.v1.tax_rates.create(params=params, options=stripe_api.options(key)))
     except StripeUnavailable as error:
-        if _counts_as_failed(error):
+        if error.answered:
             cache.set(failures_key, cache.get(failures_key, 0) + 1, None)
         raise
     return created.id

@@ -139,6 +139,29 @@ def test_a_change_stripe_fails_changes_nothing_and_its_retry_sends_new_keys(fake
     assert update.idempotency_key == f"sub-{subscription.pk}-change-3-cancel"
 
 
+def test_a_change_stripe_says_is_still_under_way_is_tried_again_with_its_key(fake_stripe, card_member, scale):
+    """409: a request with the same key is still under way at Stripe, which keeps no answer for the conflict."""
+    subscription = card_member.subscription
+    path = f"/v1/subscriptions/{subscription.stripe_subscription_id}"
+    real_route = fake_stripe._route
+
+    def in_progress_once(method, route_path, params):
+        if method == "POST" and route_path == path:
+            fake_stripe._route = real_route
+            raise StripeFailure(409, "idempotency_error", "A request with this key is in progress.")
+        return real_route(method, route_path, params)
+
+    fake_stripe._route = in_progress_once
+    with pytest.raises(MembershipError, match="Payments are not available"):
+        billing_changes.change_tier(card_member.organisation, scale, card_member.admin)
+    fake_stripe._answers.clear()  # Stripe keeps no answer for a request that conflicted with one under way
+    assert fresh(subscription).changes_requested == 0
+
+    billing_changes.change_tier(card_member.organisation, scale, card_member.admin)
+    first, retried = fake_stripe.calls("POST", path)
+    assert first.idempotency_key == retried.idempotency_key == f"sub-{subscription.pk}-change-1-tier-{scale.pk}"
+
+
 def test_a_change_whose_stripe_500_stripe_keeps_goes_through_when_tried_again(fake_stripe, card_member, scale):
     """Stripe answers a repeat of a key with the answer it kept, a 500 included, for 24 hours."""
     subscription = card_member.subscription
