@@ -17,7 +17,7 @@ from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from benefits import services
 from benefits.models import Perk, Provider, Redemption
 from config import uploads
-from config.text import printable
+from config.text import printable, spreadsheet_cell
 from membership.services import MembershipError
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
@@ -158,13 +158,6 @@ def _report_rows(data: dict) -> tuple[list[dict], str]:
     return [{**row, "label": row[field]} for row in rows], period
 
 
-def _safe_cell(value):
-    """A spreadsheet must not run what members typed: formulas are neutralised with a leading quote."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 class RedemptionReportView(WagtailAdminTemplateMixin, TemplateView):
     """How many redemptions per perk, provider, month or organisation over a period; exportable as CSV."""
 
@@ -195,5 +188,5 @@ def _csv(rows: list[dict], group: str, period: str) -> HttpResponse:
     writer = csv.writer(response)
     writer.writerow([dict(ReportForm.GROUPS)[group], "Redemptions", "Organisations", "Period"])
     for row in rows:
-        writer.writerow([_safe_cell(row["label"]), row["redemptions"], row["organisations"], period])
+        writer.writerow([spreadsheet_cell(row["label"]), row["redemptions"], row["organisations"], period])
     return response

@@ -19,6 +19,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from import_export import fields, resources, widgets
 
+from config.text import spreadsheet_cell
 from membership.models import (
     Organisation,
     OrganisationMember,
@@ -27,15 +28,8 @@ from membership.models import (
     Subscription,
 )
 
-# Spreadsheet formula injection: a cell starting with one of these may run as a formula when the file is opened.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def neutralise(value):
-    """A text cell that a spreadsheet would read as a formula, prefixed with an apostrophe so it reads as text."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+# Spreadsheet formula injection: every exported cell goes through this (``config.text.spreadsheet_cell``).
+neutralise = spreadsheet_cell
 
 
 # Reading cells ------------------------------------------------------------------------------------------------

@@ -23,14 +23,12 @@ from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from cms.events import services
 from cms.events.models import EventPage, EventRegistration
 from cms.events.tickets import reference_from_code
-from config.text import printable
+from config.text import printable, spreadsheet_cell
 
 VIEW = "cms.view_eventregistration"
 CHECK_IN = "cms.change_eventregistration"
 PER_PAGE = 50
 Status = EventRegistration.Status
-# A spreadsheet runs a cell starting with one of these as a formula: such cells are exported with a leading '.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _counts() -> dict:
@@ -235,6 +233,5 @@ def _pounds(pence: int) -> str:
 
 
 def safe_cell(value) -> str:
-    """A CSV cell a spreadsheet shows as text: one starting with = + - @ tab or CR gets a leading '."""
-    text = str(value)
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
+    """A CSV cell a spreadsheet shows as text (``config.text.spreadsheet_cell``)."""
+    return spreadsheet_cell(str(value))

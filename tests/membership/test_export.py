@@ -90,6 +90,41 @@ def test_exported_cells_are_neutralised_in_a_workbook_too(team, hostile):
     assert dict(zip(header, row, strict=True))["name"] == "'" + DANGEROUS[0]
 
 
+def test_a_formula_behind_a_control_character_is_neutralised_too(team, hostile):
+    """A workbook cannot hold the control character, so it is left out: what follows it must not then run."""
+    assert neutralise("\x01=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert neutralise("\x1f\x08+1") == "'+1"
+    assert neutralise("Line one\nLine two\tend") == "Line one\nLine two\tend"  # white space a cell may hold
+    hostile.town = "\x1f=1+1"
+    hostile.name = "\x01=HYPERLINK(1)"
+    hostile.save(update_fields=["town", "name"])
+
+    for kind in ("csv", "xlsx"):
+        response = team.get(EXPORT, {"export": "organisations", "format": kind})
+        if kind == "csv":
+            header, row = _csv(response)
+        else:
+            sheet = load_workbook(io.BytesIO(response.content)).active
+            assert all(cell.data_type != "f" for line in sheet.iter_rows() for cell in line)
+            header, row = sheet.iter_rows(values_only=True)
+        cells = dict(zip(header, row, strict=True))
+        assert (cells["name"], cells["town"]) == ("'=HYPERLINK(1)", "'=1+1"), kind
+
+
+@pytest.mark.parametrize("listing", ["people", "organisation"])
+def test_a_control_character_does_not_break_the_crm_listings_workbooks(team, hostile, listing):
+    User.objects.filter(email="ann@hostile.example").update(first_name="\x08=Ann")
+    Subscription.objects.update(po_number="PO\x01")
+
+    response = team.get(f"/admin/membership/{listing}/", {"export": "xlsx"})
+
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    assert all(cell.data_type != "f" for line in sheet.iter_rows() for cell in line)
+    if listing == "people":
+        assert "'=Ann" in [cell for line in sheet.iter_rows(values_only=True) for cell in line]
+
+
 def test_a_control_character_in_stored_text_does_not_break_a_workbook(team, hostile):
     OrganisationMember.objects.update(job_title="CEO\x08")  # typed somewhere else than the import
 
