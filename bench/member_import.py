@@ -137,6 +137,7 @@ def bulk_objects(path: Path) -> dict:
                             amount_pence=prices[(tier.pk, kind, row["size_band"])],
                             current_period_end=now,
                             current_period_start=now,
+                            started_at=now,
                             created_at=now,
                         ),
                     )

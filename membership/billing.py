@@ -717,6 +717,8 @@ def _change_status(
         setattr(subscription, name, value)
     if status == Status.CANCELLED and subscription.ended_at is None:
         subscription.ended_at = timezone.now()
+    if status == Status.ACTIVE and subscription.started_at is None:
+        subscription.started_at = timezone.now()  # its first payment: from now on it is a member
     subscription.save()
     record_audit(
         action or _SUBSCRIPTION_ACTIONS[status],

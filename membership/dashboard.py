@@ -27,7 +27,8 @@ def _bars(rows: list[tuple[str, int]], caption=lambda value: str(value)) -> list
 
 
 def _pounds(pence: int) -> str:
-    return f"£{round(pence / 100):,}"
+    """Whole pounds, halves rounded up, in integers throughout."""
+    return f"£{(pence + 50) // 100:,}"
 
 
 def membership_figures(now=None) -> dict:
@@ -44,26 +45,30 @@ def membership_figures(now=None) -> dict:
     )
     arr_pence = (arr["annual"] or 0) + (arr["monthly"] or 0)
 
+    ending_soon = entitled.filter(current_period_end__gte=now, current_period_end__lt=now + timedelta(days=90))
+    # A renewal is a membership set to renew; one its organisation (or staff) set to end is counted on its own.
+    renewing = Q(auto_renew=True, cancel_at_period_end=False)
     due = (
-        entitled.filter(current_period_end__gte=now, current_period_end__lt=now + timedelta(days=90))
+        ending_soon.filter(renewing)
         .annotate(month=TruncMonth("current_period_end"))
         .values("month")
         .annotate(n=Count("pk"), value=Sum("amount_pence"))
         .order_by("month")
     )
     year_ago = now - timedelta(days=365)
+    # Lost members are memberships that had started: an abandoned checkout or an unpaid first invoice was none.
+    ended = Subscription.objects.filter(started_at__isnull=False, ended_at__gte=year_ago)
     lapses = (
-        Subscription.objects.filter(status=Subscription.Status.LAPSED, ended_at__gte=year_ago)
+        ended.filter(status=Subscription.Status.LAPSED)
         .annotate(month=TruncMonth("ended_at"))
         .values("month")
         .annotate(n=Count("pk"))
         .order_by("month")
     )
-    lost = Subscription.objects.filter(
-        status__in=[Subscription.Status.LAPSED, Subscription.Status.CANCELLED], ended_at__gte=year_ago
-    ).count()
-    # Renewed: members whose current period began in the last year after an earlier one.
-    renewed = entitled.filter(current_period_start__gte=year_ago, created_at__lt=F("current_period_start")).count()
+    lost = ended.filter(status__in=[Subscription.Status.LAPSED, Subscription.Status.CANCELLED]).count()
+    # Renewed: members whose current period began in the last year, after the membership had started (a first
+    # period begins before its payment arrives).
+    renewed = entitled.filter(current_period_start__gte=year_ago, started_at__lt=F("current_period_start")).count()
     return {
         "members": sum(row["n"] for row in by_tier),
         "arr": _pounds(arr_pence),
@@ -75,6 +80,7 @@ def membership_figures(now=None) -> dict:
         ),
         "renewals_due_value": _pounds(sum(row["value"] or 0 for row in due)),
         "renewals_due_count": sum(row["n"] for row in due),
+        "set_to_end_count": ending_soon.exclude(renewing).count(),
         "lapses": _bars([(f"{row['month']:%b %Y}", row["n"]) for row in lapses]),
         "lapsed_count": sum(row["n"] for row in lapses),
         "renewal_rate": round(100 * renewed / (renewed + lost)) if renewed + lost else None,

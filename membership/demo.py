@@ -616,6 +616,7 @@ def seed_subscriptions(tiers: list[Tier]) -> None:
                 created_at=ends - timedelta(days=365 * (2 if pk % 3 else 1)),
             )
         )
+        rows[-1].started_at = None if status == Status.PENDING else rows[-1].created_at
     Subscription.objects.bulk_create(rows, batch_size=5000)
 
 

@@ -75,6 +75,7 @@ Role = OrganisationMember.Role
 Status = Subscription.Status
 LIVE = {Status.PENDING, Status.ACTIVE, Status.PAST_DUE, Status.GRACE}
 ENDED = {Status.LAPSED, Status.CANCELLED}
+ENTITLED = set(Subscription.ENTITLED_STATUSES)
 # The organisation's columns (the file's columns before the contact's), in the order a group keeps their values.
 ORG_FIELDS = tuple(IMPORT_COLUMNS[: IMPORT_COLUMNS.index("contact_email")])
 NAME, NUMBER, WEBSITE, TYPE, SIZE, TOWN, POSTCODE, TIER, STATUS, RENEWAL = range(len(ORG_FIELDS))
@@ -914,6 +915,8 @@ class _BatchWriter:
                 ended_at=(_period_end(renewal) if renewal else self.now) if status in ENDED else None,
                 created_at=self.now,
             )
+            if status != Status.PENDING:  # a membership the file says has (or had) its benefits
+                subscription.started_at = subscription.current_period_start or self.now
             self.new_subscriptions.append((group, subscription))
             org.changes["subscription"] = [None, f"{tier.name}, {Status(status).label.lower()}"]
             return "update" if org.pk else "new", [f"new {tier.name} subscription ({Status(status).label.lower()})"]
@@ -924,6 +927,8 @@ class _BatchWriter:
         if live.status != status:
             changes["status"] = [live.status, status]
             live.status = status
+            if status in ENTITLED and live.started_at is None:
+                live.started_at = live.current_period_start or self.now
             if status in ENDED:
                 live.ended_at = _period_end(renewal) if renewal else self.now
         if renewal and (live.current_period_end is None or timezone.localdate(live.current_period_end) != renewal):
@@ -1080,7 +1085,15 @@ class _BatchWriter:
         if self.updated_subscriptions:
             Subscription.objects.bulk_update(
                 self.updated_subscriptions.values(),
-                ["tier", "amount_pence", "status", "ended_at", "current_period_start", "current_period_end"],
+                [
+                    "tier",
+                    "amount_pence",
+                    "status",
+                    "started_at",
+                    "ended_at",
+                    "current_period_start",
+                    "current_period_end",
+                ],
                 batch_size=500,
             )
         choices = {self.users[email][0]: channels for email, channels in self.consent_choices.items()}

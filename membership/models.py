@@ -581,6 +581,10 @@ class Subscription(models.Model):
     # of one change is recognised by Stripe and a later, different change is not mistaken for it.
     changes_requested = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
+    # When the membership first had its benefits (its first payment, or an import of a live membership); kept
+    # through renewals and lapses. None for one that never started: an abandoned checkout, an unpaid first invoice.
+    # A current period that began after it is a renewal.
+    started_at = models.DateTimeField(null=True, blank=True, editable=False)
     ended_at = models.DateTimeField(null=True, blank=True)
 
     objects = SubscriptionQuerySet.as_manager()

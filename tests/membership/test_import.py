@@ -70,6 +70,7 @@ def test_it_imports_organisations_their_contacts_and_subscriptions(tmp_path, gro
     subscription = Subscription.objects.get(organisation=acme)
     assert (subscription.tier, subscription.status, subscription.amount_pence) == (growth, "active", 144_000)
     assert subscription.current_period_end.astimezone().date() == date(2027, 3, 31)
+    assert subscription.started_at == subscription.current_period_start  # a member, not yet known to have renewed
     ann = User.objects.get(email="ann.lee@acme-robotics.example")
     assert not ann.has_usable_password()  # they set one through "Forgot password"
     assert EmailAddress.objects.get(user=ann).verified is False

@@ -92,20 +92,26 @@ def test_the_dashboard_figures(tiers):
     Subscription.objects.create(
         organisation=orgs[0], tier=growth, status="active", amount_pence=90_000,
         current_period_start=now - timedelta(days=30), current_period_end=now + timedelta(days=20),
-        created_at=now - timedelta(days=400),
+        created_at=now - timedelta(days=400), started_at=now - timedelta(days=400),
     )  # fmt: skip
     Subscription.objects.create(
         organisation=orgs[1], tier=growth, status="grace", interval="month", amount_pence=8_300,
         current_period_end=now - timedelta(days=2), created_at=now - timedelta(days=60),
+        started_at=now - timedelta(days=60),
     )  # fmt: skip
     Subscription.objects.create(
-        organisation=orgs[2], tier=growth, status="lapsed", amount_pence=90_000, ended_at=now - timedelta(days=10)
+        organisation=orgs[2],
+        tier=growth,
+        status="lapsed",
+        amount_pence=90_000,
+        ended_at=now - timedelta(days=10),
+        started_at=now - timedelta(days=375),
     )
     Subscription.objects.create(organisation=orgs[3], tier=growth, status="pending", amount_pence=90_000)
 
     figures = membership_figures(now)
     assert figures["members"] == 2  # active and in grace; pending and lapsed are not members
-    assert figures["arr"] == f"£{round((90_000 + 12 * 8_300) / 100):,}"
+    assert figures["arr"] == "£1,896"  # 900 + 12 x 83
     assert figures["renewals_due_count"] == 1
     assert figures["lapsed_count"] == 1
     assert figures["renewal_rate"] == 50  # one renewed, one lapsed in the last year
@@ -132,6 +138,56 @@ def test_the_dashboard_counts_no_subscription_waiting_for_payment(tiers):
     assert (figures["members"], figures["arr"]) == (1, "£900")
     assert (figures["renewals_due_count"], figures["renewals_due_value"]) == (1, "£900")
     assert [(bar.label, bar.value) for bar in figures["by_tier"]] == [("Growth", 1)]
+
+
+def test_the_dashboard_counts_a_first_payment_as_no_renewal_and_an_unstarted_membership_as_no_loss(tiers):
+    """A new member's first period begins before its payment arrives; an abandoned checkout and a first invoice
+    never paid end without the organisation ever having been a member."""
+    from membership import billing
+
+    now = timezone.now()
+    growth = tiers["growth"]
+    joiner, abandoned, unpaid, renewed = (make_organisation(name) for name in ("Joiner", "Gone", "Unpaid", "Again"))
+    subscription = Subscription.objects.create(
+        organisation=joiner, tier=growth, status="pending", amount_pence=90_000,
+        current_period_start=now - timedelta(minutes=2), current_period_end=now + timedelta(days=365),
+    )  # fmt: skip
+    invoice = Invoice.objects.create(
+        organisation=joiner, subscription=subscription, number="NETN-1", amount_due_pence=108_000, status="open"
+    )
+    billing.mark_invoice_paid_out_of_band(invoice, make_user("finance@example.com", is_staff=True), "BACS 1")
+    subscription.refresh_from_db()
+    assert subscription.status == "active" and subscription.started_at >= subscription.current_period_start
+    Subscription.objects.create(
+        organisation=abandoned, tier=growth, status="cancelled", amount_pence=90_000, ended_at=now - timedelta(days=3)
+    )
+    Subscription.objects.create(
+        organisation=unpaid, tier=growth, status="lapsed", payment_method="invoice", amount_pence=90_000,
+        current_period_start=now - timedelta(days=70), current_period_end=now + timedelta(days=295),
+        ended_at=now - timedelta(days=1),
+    )  # fmt: skip
+    figures = membership_figures(now)
+    assert (figures["renewal_rate"], figures["lapsed_count"], figures["members"]) == (None, 0, 1)
+
+    Subscription.objects.create(
+        organisation=renewed, tier=growth, status="active", amount_pence=90_000, started_at=now - timedelta(days=400),
+        current_period_start=now - timedelta(days=35), current_period_end=now + timedelta(days=330),
+    )  # fmt: skip
+    assert membership_figures(now)["renewal_rate"] == 100
+
+
+def test_the_dashboard_counts_memberships_set_to_end_apart_from_renewals(tiers):
+    now = timezone.now()
+    for name, fields in [("Renews", {}), ("Cancels", {"cancel_at_period_end": True}), ("Off", {"auto_renew": False})]:
+        Subscription.objects.create(
+            organisation=make_organisation(name), tier=tiers["growth"], status="active", amount_pence=90_050,
+            current_period_start=now - timedelta(days=300), current_period_end=now + timedelta(days=65),
+            started_at=now - timedelta(days=300), **fields,
+        )  # fmt: skip
+    figures = membership_figures(now)
+    assert (figures["renewals_due_count"], figures["set_to_end_count"]) == (1, 2)
+    assert figures["renewals_due_value"] == "£901"  # £900.50 rounds half up, in whole pence throughout
+    assert figures["arr"] == "£2,702"  # £2,701.50
 
 
 def test_the_dashboard_is_on_the_admin_home_for_the_membership_team(
@@ -227,3 +283,39 @@ def test_a_join_stripe_refuses_comes_back_on_the_join_page_with_what_was_typed(c
     assert 'value="PO-9"' in html
     assert "Payments are not available just now. Nothing has been charged" in html  # and says why
     assert not Subscription.objects.live().filter(organisation=organisation).exists()
+
+
+def test_existing_memberships_are_given_the_start_their_rows_tell(tiers):
+    """The migration that added ``started_at`` fills it in for the rows already there."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    set_started_at = import_module("membership.migrations.0014_subscription_started_at").set_started_at
+    now, growth = timezone.now(), tiers["growth"]
+
+    def subscription(name, status, made_days_ago, period_days_ago=None, **fields):
+        period = now - timedelta(days=period_days_ago) if period_days_ago is not None else None
+        return Subscription.objects.create(
+            organisation=make_organisation(name), tier=growth, status=status, amount_pence=90_000,
+            created_at=now - timedelta(days=made_days_ago), current_period_start=period, **fields,
+        )  # fmt: skip
+
+    renewed = subscription("Renewed", "active", 400, 30)
+    first = subscription("First", "active", 31, 30)
+    paid_late = subscription("Paid late", "active", 40, 40)
+    Invoice.objects.create(
+        organisation=paid_late.organisation, subscription=paid_late, status="paid", paid_at=now - timedelta(days=20)
+    )
+    abandoned = subscription("Abandoned", "cancelled", 50, ended_at=now - timedelta(days=49))
+    lapsed = subscription("Lapsed", "lapsed", 200, 195, grace_ends_at=now, ended_at=now - timedelta(days=5))
+
+    set_started_at(apps, None)
+
+    started = dict(Subscription.objects.values_list("pk", "started_at"))
+    assert started[renewed.pk] == renewed.created_at
+    assert started[first.pk] == first.current_period_start
+    assert started[paid_late.pk] == now - timedelta(days=20)
+    assert started[abandoned.pk] is None
+    assert started[lapsed.pk] == lapsed.current_period_start
+    assert membership_figures(now)["renewal_rate"] == 50  # Renewed, against Lapsed
