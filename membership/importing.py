@@ -920,6 +920,26 @@ class _BatchWriter:
             self.new_subscriptions.append((group, subscription))
             org.changes["subscription"] = [None, f"{tier.name}, {Status(status).label.lower()}"]
             return "update" if org.pk else "new", [f"new {tier.name} subscription ({Status(status).label.lower()})"]
+        moved = renewal and (live.current_period_end is None or timezone.localdate(live.current_period_end) != renewal)
+        if (live.stripe_subscription_id or live.status == Status.PENDING) and (
+            live.tier_id != tier.pk or live.status != status or moved
+        ):
+            # Stripe bills it (or a payment is awaited): a change made here alone would leave Stripe charging for
+            # the old terms, or make a member of an organisation that has not paid.
+            column = (
+                "tier"
+                if live.tier_id != tier.pk
+                else "subscription_status"
+                if live.status != status
+                else "renewal_date"
+            )
+            messages[column] = [
+                f"{org.name}'s {live.tier.name} membership is {Status(live.status).label.lower()} and "
+                f"{'billed through Stripe' if live.stripe_subscription_id else 'waiting for its payment'}: change "
+                "its tier, status or renewal on its billing page or under CRM, not by import. Leave these columns "
+                "blank, or as they are, for this organisation."
+            ]
+            return "error", []
         changes = {}
         if live.tier_id != tier.pk:
             changes["tier"] = [live.tier.name, tier.name]
@@ -931,7 +951,7 @@ class _BatchWriter:
                 live.started_at = live.current_period_start or self.now
             if status in ENDED:
                 live.ended_at = _period_end(renewal) if renewal else self.now
-        if renewal and (live.current_period_end is None or timezone.localdate(live.current_period_end) != renewal):
+        if moved:
             before = timezone.localdate(live.current_period_end).isoformat() if live.current_period_end else None
             changes["renewal date"] = [before, renewal.isoformat()]
             live.current_period_end = _period_end(renewal)

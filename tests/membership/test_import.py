@@ -510,6 +510,34 @@ def test_a_blank_subscription_status_leaves_the_stored_one(tmp_path, growth):
     assert Subscription.objects.get().status == Subscription.Status.PAST_DUE
 
 
+@pytest.mark.parametrize(
+    ("billed", "column", "change"),
+    [
+        ({"stripe_subscription_id": "sub_123"}, "subscription_status", {"subscription_status": "cancelled"}),
+        ({"stripe_subscription_id": "sub_123"}, "renewal_date", {"renewal_date": "2027-06-30"}),
+        ({"status": "pending", "payment_method": "invoice"}, "subscription_status", {"subscription_status": "active"}),
+    ],
+)
+def test_a_membership_billed_through_stripe_or_awaiting_payment_is_not_changed_by_import(
+    tmp_path, growth, billed, column, change
+):
+    run(write_csv(tmp_path / "members.csv", STANDARD_ROWS[:1]))
+    Subscription.objects.update(**billed)
+    before = counts(), list(Subscription.objects.values())
+    rows = [contact({**ACME, **change}, "ann.lee@acme-robotics.example", "Ann", "Lee")]
+
+    report = run(write_csv(tmp_path / "again.csv", rows))
+
+    assert not report.ok and [error.row_number for error in report.errors] == [2]
+    assert "change its tier, status or renewal on its billing page" in report.errors[0].messages[column][0]
+    assert (counts(), list(Subscription.objects.values())) == before
+    # The same file with the membership as it stands imports (the contact's details, say).
+    same = {"subscription_status": ""}
+    assert run(
+        write_csv(tmp_path / "same.csv", [contact({**ACME, **same}, "ann.lee@acme-robotics.example", "A", "L")])
+    ).ok
+
+
 def test_a_tier_without_a_price_for_the_organisation_is_an_error(tmp_path, growth):
     rows = [
         contact({**BEDE, "size_band": "250+", "tier": "growth", "renewal_date": "2027-01-01"}, "c@b.example", "C", "N")
