@@ -935,9 +935,9 @@ class _BatchWriter:
             )
             messages[column] = [
                 f"{org.name}'s {live.tier.name} membership is {Status(live.status).label.lower()} and "
-                f"{'billed through Stripe' if live.stripe_subscription_id else 'waiting for its payment'}: change "
-                "its tier, status or renewal on its billing page or under CRM, not by import. Leave these columns "
-                "blank, or as they are, for this organisation."
+                f"{'billed through Stripe' if live.stripe_subscription_id else 'waiting for its payment'}: its tier, "
+                "status or renewal change on its billing page (or in Stripe's dashboard, which tells the platform), "
+                "not by import. Leave these columns blank, or as they are, for this organisation."
             ]
             return "error", []
         changes = {}
