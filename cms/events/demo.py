@@ -252,7 +252,7 @@ def _seed_registrations(event: EventPage, spec: EventSpec, people: list[Organisa
         record_activity(
             membership.organisation,
             ActivityKind.EVENT_REGISTERED,
-            key=f"registration:{registration.pk}",
+            key=services.activity_key(registration),
             person=membership.user,
             detail=event.title,
             occurred_at=moment,
@@ -265,7 +265,7 @@ def _attended(registration: EventRegistration) -> None:
     services.check_in(registration, actor=None)
     arrived = registration.event.starts_at + timedelta(minutes=registration.pk % 40 - 10)
     EventRegistration.objects.filter(pk=registration.pk).update(attended_at=arrived)
-    registration.organisation.activity.filter(key=f"event_attended:registration:{registration.pk}").update(
+    registration.organisation.activity.filter(key=f"event_attended:{services.activity_key(registration)}").update(
         occurred_at=arrived
     )
 

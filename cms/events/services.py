@@ -422,7 +422,7 @@ def check_in(registration: EventRegistration, actor: User) -> bool:
             record_activity(
                 registration.organisation,
                 ActivityKind.EVENT_ATTENDED,
-                key=f"registration:{registration.pk}",
+                key=activity_key(registration),
                 person=registration.user,
                 detail=registration.event.title,
                 occurred_at=now,
@@ -560,12 +560,18 @@ def _audit(registration: EventRegistration, action: str, summary: str, *, actor=
     )
 
 
+def activity_key(registration: EventRegistration) -> str:
+    """The occasion a registration (or its attendance) is in the activity ledger: one person's place at one event
+    for one organisation. Cancelling and registering again is a new registration, but not a new occasion."""
+    return f"event:{registration.event_id}:{registration.user_id}:{registration.organisation_id}"
+
+
 def _record_registered(registration: EventRegistration) -> None:
     if registration.organisation_id:
         record_activity(
             registration.organisation,
             ActivityKind.EVENT_REGISTERED,
-            key=f"registration:{registration.pk}",
+            key=activity_key(registration),
             person=registration.user,
             detail=registration.event.title,
         )

@@ -28,9 +28,7 @@ def test_seed_demo_adds_past_and_upcoming_events_with_registrations_once(client,
     assert all(event.registrations.exists() for event in past)
     assert EventRegistration.objects.filter(event__in=past, attended_at__isnull=False).exists()
     # The engagement demo adds a history of its own (keys "demo:..."); the registrations record theirs once each.
-    attended = ActivityEvent.objects.filter(
-        kind=ActivityKind.EVENT_ATTENDED, key__startswith="event_attended:registration:"
-    )
+    attended = ActivityEvent.objects.filter(kind=ActivityKind.EVENT_ATTENDED, key__startswith="event_attended:event:")
     assert attended.count() == first["attended"]
     assert EventRegistration.objects.filter(status=EventRegistration.Status.WAITLISTED).exists()
     towns = " ".join(EventPage.objects.values_list("venue_address", flat=True))

@@ -346,6 +346,23 @@ def test_someone_who_cancelled_may_register_again(register, cancel):
     assert register(event, user).status == Status.CONFIRMED
 
 
+def test_registering_again_after_cancelling_is_one_occasion_of_activity(register, cancel):
+    """The engagement score counts a person's place at an event once, however often they cancel and come back."""
+    from membership.models import ActivityEvent, ActivityKind
+
+    event, organisation = make_event(), make_organisation("Tyne Robotics")
+    user = person("again@example.org", organisation)
+    for _ in range(3):
+        cancel(register(event, user, organisation), user)
+    register(event, user, organisation)
+
+    registered = ActivityEvent.objects.filter(organisation=organisation, kind=ActivityKind.EVENT_REGISTERED)
+    assert registered.count() == 1
+    other = person("colleague@example.org", organisation)
+    register(event, other, organisation)
+    assert registered.count() == 2  # a colleague's place is an occasion of its own
+
+
 # The confirmation e-mail and its attachments --------------------------------------------------------------------
 
 
