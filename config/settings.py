@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,14 +39,21 @@ def envlist(name: str, default: str = "") -> list[str]:
 
 
 DEBUG = envbool("DEBUG", False)
-# The only key that works with no environment; `check --deploy` flags it, so production must set its own.
-SECRET_KEY = env("SECRET_KEY", "django-insecure-embedded-default-do-not-use-in-production")
+# The only key that works with no environment, and a public one: anyone could sign sessions, e-mail confirmations
+# and password resets with it. So it is refused for any address other than this machine's (below).
+EMBEDDED_SECRET_KEY = "django-insecure-embedded-default-do-not-use-in-production"  # noqa: S105 (public on purpose)
+SECRET_KEY = env("SECRET_KEY", EMBEDDED_SECRET_KEY)
 
 # The public address of the site. Links in e-mails are built from it, and an https:// address turns on
 # the HTTPS-only settings (redirect, HSTS, secure cookies).
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 _site = urlsplit(SITE_URL)
 HTTPS = _site.scheme == "https"
+if SECRET_KEY == EMBEDDED_SECRET_KEY and (HTTPS or _site.hostname not in ("127.0.0.1", "localhost", "::1")):
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is not set, and the site is served at {SITE_URL}: set SECRET_KEY to a long random string, the "
+        "same for every process (the embedded key is public, and only for running on this machine)."
+    )
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", f"{_site.hostname},127.0.0.1,localhost")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", SITE_URL)
 WAGTAILADMIN_BASE_URL = SITE_URL

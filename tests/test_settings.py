@@ -28,7 +28,7 @@ print(json.dumps({
 """
 SERVICE_VARIABLES = (
     "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "EMAIL_HOST", "STRIPE_SECRET_KEY",
-    "STRIPE_WEBHOOK_SECRET", "SENTRY_DSN", "DEBUG", "SITE_URL", "ALLOWED_HOSTS",
+    "STRIPE_WEBHOOK_SECRET", "SENTRY_DSN", "DEBUG", "SITE_URL", "ALLOWED_HOSTS", "SECRET_KEY",
 )  # fmt: skip
 
 
@@ -63,6 +63,7 @@ def test_it_takes_every_production_service_from_the_environment():
         STRIPE_SECRET_KEY="sk_live_x",
         STRIPE_WEBHOOK_SECRET="whsec_x",
         SITE_URL="https://members.example.org",
+        SECRET_KEY="a-long-random-production-key-0123456789-abcdefghijklmnopqrstuvwxyz",
     )
     assert found["db"] == "django.db.backends.postgresql"
     assert found["cache"] == "config.cache.ResilientRedisCache"
@@ -96,3 +97,18 @@ def test_serving_from_the_apps_static_folders_warns_of_no_missing_static_root(tm
     )
     assert result.stdout.strip() == "started"
     assert "No directory at" not in result.stderr
+
+
+def _settings_fail_under(**variables: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
+    env.update(variables, DJANGO_SETTINGS_MODULE="config.settings")
+    result = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    return result.stderr
+
+
+def test_the_public_embedded_secret_key_is_refused_anywhere_but_this_machine():
+    """Anyone can read the embedded key, and sign an e-mail confirmation or a session with it."""
+    for site in ("https://members.example.org", "http://members.example.org", "https://127.0.0.1"):
+        assert "SECRET_KEY is not set, and the site is served at " + site in _settings_fail_under(SITE_URL=site)
+    assert _settings_under(SITE_URL="http://localhost:8000")["debug"] is False  # make run, on a laptop
