@@ -15,6 +15,9 @@ from django.views.decorators.cache import never_cache
 from accounts import services
 from accounts.forms import ConsentForm, DeleteAccountForm, ProfileForm
 from accounts.middleware import is_back_office_user
+from config.ratelimit import limit_user
+
+DELETION_LIMITED = "Too many tries at confirming your account's deletion."
 
 
 def admin_login_redirect(request: HttpRequest, *args, **kwargs) -> HttpResponseRedirect:
@@ -76,6 +79,9 @@ def export(request: HttpRequest) -> HttpResponse:
 def delete(request: HttpRequest) -> HttpResponse:
     """Delete my account, once any organisation I am the only admin of has another admin."""
     blockers = services.account_deletion_blockers(request.user)
+    # Each try checks the password: limited, so that a borrowed session cannot be used to guess it.
+    if request.method == "POST" and (refused := limit_user(request, "confirm_account_deletion", DELETION_LIMITED)):
+        return refused
     form = DeleteAccountForm(request.user, request.POST or None)
     if request.method == "POST" and not blockers and form.is_valid():
         try:

@@ -315,6 +315,8 @@ RATE_LIMITS = {
     "redeem_perk": env("RATE_LIMIT_REDEMPTIONS", "10/m,100/d"),
     # Sending and resending colleague invitations (each sends an e-mail to an address the admin typed).
     "invite_colleague": env("RATE_LIMIT_INVITATIONS", "30/h,200/d"),
+    # Confirming the account's deletion with its password: as many tries as changing the password allows.
+    "confirm_account_deletion": env("RATE_LIMIT_ACCOUNT_DELETION", "5/m,20/h"),
 }
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = WAGTAIL_SITE_NAME

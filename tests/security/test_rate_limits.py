@@ -154,10 +154,15 @@ def test_the_limits_can_be_set_from_the_environment(monkeypatch):
     monkeypatch.setenv("RATE_LIMIT_LOGIN", "7/m/ip")
     monkeypatch.setenv("RATE_LIMIT_REDEMPTIONS", "3/m")
     monkeypatch.setenv("RATE_LIMIT_INVITATIONS", "4/h")
+    monkeypatch.setenv("RATE_LIMIT_ACCOUNT_DELETION", "2/m")
     reloaded = importlib.reload(settings_module)
     try:
         assert reloaded.ACCOUNT_RATE_LIMITS["login"] == "7/m/ip"
-        assert reloaded.RATE_LIMITS == {"redeem_perk": "3/m", "invite_colleague": "4/h"}
+        assert reloaded.RATE_LIMITS == {
+            "redeem_perk": "3/m",
+            "invite_colleague": "4/h",
+            "confirm_account_deletion": "2/m",
+        }
     finally:
         monkeypatch.undo()
         importlib.reload(settings_module)
@@ -270,3 +275,19 @@ def test_resending_an_invitation_counts_towards_the_same_limit(
     assert client.post(revoke).status_code == 302
     assert Invitation.objects.get().revoked_at is not None
     assert OrganisationMember.objects.filter(organisation=admin_org).count() == 1
+
+
+def test_the_account_deletion_limit_stops_guessing_the_password_with_a_borrowed_session(client, member, clock):
+    client.force_login(member)
+    n = allowed(settings.RATE_LIMITS, "confirm_account_deletion")
+    for guess in range(n):
+        wrong = client.post(reverse("accounts:delete"), {"password": f"guess-{guess}"})
+        assert wrong.status_code == 200 and "That is not your password." in wrong.content.decode()
+
+    refused = client.post(reverse("accounts:delete"), {"password": factories.PASSWORD})
+
+    assert refused.status_code == 429 and "confirming your account" in refused.content.decode()
+    assert User.objects.get(pk=member.pk).email == member.email  # not erased
+    clock.advance(60)
+    assert client.post(reverse("accounts:delete"), {"password": factories.PASSWORD}).status_code == 302
+    assert User.objects.get(pk=member.pk).email != member.email  # erased now
