@@ -1,6 +1,7 @@
 from django import forms
 from django.db import models
 
+from config.forms import ModelMultipleChoiceField
 from membership.models import (
     DEFAULT_PUBLIC_FIELDS,
     PRICING_FIELDS,
@@ -31,7 +32,7 @@ PERSONAL_EMAIL_DOMAINS = frozenset([
 class OrganisationForm(forms.ModelForm):
     """An organisation's own profile, as its admins edit it in the member portal."""
 
-    specialisms = forms.ModelMultipleChoiceField(
+    specialisms = ModelMultipleChoiceField(
         queryset=Specialism.objects.all(), required=False, widget=forms.CheckboxSelectMultiple
     )
     public_fields = forms.MultipleChoiceField(

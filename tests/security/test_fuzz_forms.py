@@ -328,3 +328,23 @@ def test_no_form_input_causes_a_server_error(world, target: Target):
             assert _snapshot(world, target.state) == before, f"{target} was refused but wrote something"
 
     fuzz()
+
+
+@pytest.mark.parametrize(
+    ("who", "url", "data"),
+    [
+        ("admin", "/my/organisations/new/", {"name": "Huge Ltd", "specialisms": "9223372036854775808"}),
+        ("admin", "/my/org/{org.slug}/profile/", {"name": "Tyne Analytics", "specialisms": "9223372036854775808"}),
+        ("admin", "/my/org/{member_org.slug}/billing/tier/", {"tier": "9223372036854775808"}),
+        ("admin", "/my/org/{org.slug}/billing/start/", {"tier": "99999999999999999999", "interval": "year"}),
+    ],
+)
+def test_a_choice_too_large_for_the_database_is_refused_as_an_unknown_one(world, who, url, data):
+    """SQLite cannot take such a number: the choice is refused like any other unknown one, not a 500."""
+    world.client.force_login(getattr(world, who))
+    before = _snapshot(world, "organisations"), _snapshot(world, "billing")
+
+    response = world.client.post(url.format(**vars(world)), data)
+
+    assert response.status_code < 500 and _refused(response)
+    assert (_snapshot(world, "organisations"), _snapshot(world, "billing")) == before
