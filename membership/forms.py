@@ -1,5 +1,10 @@
+from functools import reduce
+from operator import or_
+
+from allauth.account.models import EmailAddress
 from django import forms
 from django.db import models
+from django.db.models import Q
 
 from config.forms import ModelMultipleChoiceField
 from membership.models import (
@@ -54,7 +59,8 @@ class OrganisationForm(forms.ModelForm):
         widgets = {"description": forms.Textarea(attrs={"rows": 5})}
         formfield_callback = https_urls
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user=None, **kwargs):
+        self.user = user  # the admin filling it in: a domain they add must be one of their own verified addresses
         super().__init__(*args, **kwargs)
         if not self.instance.pk:
             self.initial.setdefault("public_fields", list(DEFAULT_PUBLIC_FIELDS))
@@ -88,6 +94,27 @@ class OrganisationForm(forms.ModelForm):
                     f"Anyone can have an address at {domain}: list only your organisation's own domain."
                 )
             domains.append(domain)
+        # A listed domain offers the organisation to everyone verified at it, who may then ask to join: so a domain
+        # is added only by someone verified there, and only one organisation lists it.
+        added = set(domains) - set(self.instance.domains if self.instance.pk else [])
+        if added and self.user is not None:
+            own = {
+                email.rsplit("@", 1)[1].lower()
+                for email in EmailAddress.objects.filter(user=self.user, verified=True).values_list("email", flat=True)
+            }
+            if missing := sorted(added - own):
+                raise forms.ValidationError(
+                    f"To list {missing[0]}, you need a verified address of your own there: add it under My account "
+                    "and confirm it, or ask the membership team to list it."
+                )
+        if added:
+            others = Organisation.objects.exclude(pk=self.instance.pk).filter(
+                reduce(or_, [Q(email_domains__icontains=domain) for domain in added])
+            )
+            if taken := sorted({d for organisation in others for d in organisation.domains} & added):
+                raise forms.ValidationError(
+                    f"Another organisation already lists {taken[0]}. If it is yours, ask the membership team."
+                )
         return ", ".join(dict.fromkeys(domains))
 
     def clean_postcode(self) -> str:

@@ -114,7 +114,7 @@ def _invitations_for(user) -> list[Invitation]:
 
 @login_required
 def create_organisation(request: HttpRequest) -> HttpResponse:
-    form = OrganisationForm(request.POST or None, request.FILES or None)
+    form = OrganisationForm(request.POST or None, request.FILES or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = {k: v for k, v in form.cleaned_data.items()}
         organisation = services.create_organisation(request.user, **data)
@@ -168,7 +168,7 @@ def overview(request: HttpRequest, organisation: Organisation, membership: Organ
 @organisation_view(admin_only=True)
 def profile(request: HttpRequest, organisation: Organisation, membership: OrganisationMember) -> HttpResponse:
     """Edit the profile; "Preview" shows the directory card as it would look, without saving."""
-    form = OrganisationForm(request.POST or None, request.FILES or None, instance=organisation)
+    form = OrganisationForm(request.POST or None, request.FILES or None, instance=organisation, user=request.user)
     preview = organisation
     preview_specialisms = organisation.specialisms.all()
     if request.method == "POST" and form.is_valid():

@@ -124,6 +124,50 @@ def test_a_personal_mail_service_cannot_be_listed_as_the_organisations_domain(cl
     assert admin_org.email_domains == before
 
 
+def test_a_domain_is_listed_only_by_someone_verified_there_and_by_one_organisation(client, admin_org, org_admin):
+    """A listed domain offers the organisation to everyone verified at it, who may ask to join: listing another
+    organisation's domain would let its admin gather that organisation's staff."""
+    from allauth.account.models import EmailAddress
+
+    client.force_login(org_admin)
+    Organisation.objects.filter(pk=admin_org.pk).update(email_domains="tyne-analytics.example")
+    before = "tyne-analytics.example"
+    squatted = make_organisation("Acme Robotics", email_domains="acme.example")
+    url = f"/my/org/{admin_org.slug}/profile/"
+
+    response = client.post(url, _profile_data(admin_org, email_domains=f"{before}, acme-robotics.example"))
+    assert "To list acme-robotics.example, you need a verified address of your own there" in response.content.decode()
+    EmailAddress.objects.create(user=org_admin, email="noah@acme.example", verified=True)
+    response = client.post(url, _profile_data(admin_org, email_domains=f"{before}, acme.example"))
+    assert "Another organisation already lists acme.example" in response.content.decode()
+    admin_org.refresh_from_db()
+    assert admin_org.email_domains == before
+    assert squatted.domains == ["acme.example"]
+
+    # A domain of their own, verified, that nobody lists: saved; and the ones already listed stay as they are.
+    EmailAddress.objects.create(user=org_admin, email="noah@tyne-labs.example", verified=True)
+    assert client.post(url, _profile_data(admin_org, email_domains=f"{before}, tyne-labs.example")).status_code == 302
+    admin_org.refresh_from_db()
+    assert admin_org.domains == ["tyne-analytics.example", "tyne-labs.example"]
+
+
+def test_a_new_organisation_cannot_list_a_domain_its_founder_is_not_verified_at(client, db):
+    founder = make_user("mallory@evil.example")
+    make_organisation("Acme Robotics", email_domains="acme.example")
+    client.force_login(founder)
+    data = {
+        "name": "Acme Robotics Ltd",
+        "organisation_type": "sme",
+        "size_band": "1-9",
+        "email_domains": "acme.example",
+    }
+
+    response = client.post("/my/organisations/new/", data)
+
+    assert response.status_code == 200 and "you need a verified address of your own there" in response.content.decode()
+    assert not Organisation.objects.filter(name="Acme Robotics Ltd").exists()
+
+
 def test_a_profile_error_keeps_what_was_typed_and_saves_nothing(client, admin_org, org_admin):
     client.force_login(org_admin)
     data = _profile_data(admin_org, description="Typed with care", company_number="123", website="not a url")

@@ -196,7 +196,7 @@ def _profile_data(tenant: Tenant) -> dict:
         "organisation_type": OrganisationType.CHARITY,
         "size_band": SizeBand.LARGE,
         "description": "Defaced.",
-        "email_domains": "attacker.example",
+        "email_domains": tenant.organisation.email_domains,  # a new domain needs an address verified there
         "directory_opt_in": "on",
         "public_fields": ["description"],
         "billing_email": "attacker@attacker.example",
