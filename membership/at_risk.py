@@ -141,7 +141,9 @@ def _unused(summary: Summary | None) -> str:
 
 def suggest(item: AtRiskItem) -> Suggestion:
     """The next action for an organisation in the queue, in words, from why it is there."""
-    if item.renewing and item.band == EngagementBand.DORMANT:
+    # Gone quiet: quiet for the set number of days, or never active at all. Dormant but active lately is only
+    # little used, which is said below.
+    if item.renewing and (QUIET in item.reasons or (item.band == EngagementBand.DORMANT and not item.last_activity_at)):
         return Suggestion(
             title=f"Renewal call: gone quiet, {item.renewal_note}",
             text=(
@@ -263,7 +265,7 @@ def at_risk_queue(now: datetime | None = None, *, organisation: Organisation | N
                 band=band,
                 last_activity_at=last_activity,
                 joined_at=joined,
-                account_manager=f"{first} {last}".strip() or (email or ""),
+                account_manager=" ".join(filter(None, (first, last))) or (email or ""),
                 reasons=reasons,
                 now=now,
                 summary=summary,

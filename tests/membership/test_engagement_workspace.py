@@ -146,6 +146,25 @@ def test_each_entry_says_why_and_what_to_do_next(world):
     assert quiet.suggestion.text.startswith("No activity for 100 days. Send a personal invitation")
 
 
+def test_a_renewing_organisation_active_lately_is_not_said_to_have_gone_quiet(growth):
+    busy = member("Busy Renewing", growth, renews_in=20)
+    activity(busy, ActivityKind.LOGIN, 0.1)  # one log-in today: dormant on points alone
+
+    [item] = at_risk.explain(at_risk.at_risk_queue())
+
+    assert item.band == EngagementBand.DORMANT and item.reasons == [at_risk.RENEWAL_LOW]
+    assert item.suggestion.title.startswith("Renewal conversation: low engagement")
+    assert "nobody has been active" not in item.suggestion.text
+
+
+def test_an_organisation_with_no_account_manager_shows_none(manager, growth):
+    member("Unmanaged Ltd", growth, renews_in=20)
+
+    html = manager.get(QUEUE).content.decode()
+
+    assert "Unmanaged Ltd" in html and "None None" not in html
+
+
 def test_one_click_makes_the_suggestion_a_follow_up_and_a_second_click_finds_it(manager, world, team):
     falling = world["falling"]
 
