@@ -6,7 +6,7 @@ can be shown to the person as it is, and changes nothing.
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 from allauth.account.models import EmailAddress
 from django.core import signing
@@ -588,14 +588,18 @@ def remove_member(membership: OrganisationMember, actor: User) -> None:
 
 
 @transaction.atomic
-@transaction.atomic
 def add_note(organisation: Organisation, author: User, *, kind: str, date, body: str) -> Note:
+    """Log a call, meeting or e-mail with the organisation. It counts as activity on the day it happened (midday,
+    for a day before today), so a call logged a week late neither looks recent nor leaves the organisation quiet."""
     note = Note.objects.create(organisation=organisation, author=author, kind=kind, date=date, body=body)
+    now = timezone.now()
+    happened = timezone.make_aware(datetime.combine(date, time(12))) if date < timezone.localdate(now) else now
     record_activity(
         organisation,
         ActivityKind.STAFF_INTERACTION,
         key=f"note:{note.pk}",
         detail=f"{note.get_kind_display()} logged by {author}",
+        occurred_at=min(happened, now),
     )
     return note
 

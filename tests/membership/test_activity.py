@@ -1,6 +1,6 @@
 """The activity ledger: the services that cause activity record it, once per occasion."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from django.forms import modelform_factory
@@ -69,6 +69,22 @@ def test_a_profile_edit_and_a_logged_call_are_recorded(org_admin, staff_user):
     services.add_note(organisation, staff_user, kind="call", date=date(2026, 11, 2), body="Talked renewals")
 
     assert sorted(kinds(organisation)) == [ActivityKind.PROFILE_UPDATED, ActivityKind.STAFF_INTERACTION]
+
+
+def test_a_call_logged_late_counts_on_the_day_it_happened(staff_user):
+    from django.utils import timezone
+
+    from membership.models import EngagementScore
+
+    organisation = factories.make_organisation("Tyne Analytics")
+    today = timezone.localdate()
+    services.add_note(organisation, staff_user, kind="call", date=today - timedelta(days=75), body="Renewal chat")
+    services.add_note(organisation, staff_user, kind="call", date=today + timedelta(days=3), body="Booked ahead")
+
+    early, ahead = ActivityEvent.objects.filter(organisation=organisation).order_by("occurred_at")
+    assert timezone.localtime(early.occurred_at).date() == today - timedelta(days=75)
+    assert ahead.occurred_at <= timezone.now()  # never ahead of now
+    assert EngagementScore.objects.get(pk=organisation.pk).last_activity_at == ahead.occurred_at
 
 
 def test_an_invoice_paid_out_of_band_is_recorded_once(staff_user):
