@@ -70,16 +70,17 @@ def latest_consents(user_ids: list[int]) -> dict[int, dict[str, bool]]:
 def consents_from_import(recorded: dict[str, bool], wanted: bool, *, chooses_own: bool = False) -> dict[str, bool]:
     """The choices a "yes" or "no" in an imported file records for a person, given what they have decided before.
 
-    A no withdraws every channel still granted. A yes is recorded only for channels the person has never decided
-    on, and never for someone who has logged in (``chooses_own``): they make their own choices under My account,
-    where leaving a box unticked records nothing. So an import never overturns a choice, and someone who
-    withdrew stays withdrawn.
+    A no is recorded for every channel still granted or never decided on (so a later yes, from an older list say,
+    finds a decision and changes nothing). A yes is recorded only for channels the person has never decided on,
+    and never for someone who has logged in (``chooses_own``): they make their own choices under My account, where
+    leaving a box unticked records nothing. So an import never overturns a choice, and someone who withdrew stays
+    withdrawn.
     """
     if wanted:
         if chooses_own:
             return {}
         return {channel: True for channel in ConsentRecord.Channel.values if channel not in recorded}
-    return {channel: False for channel, granted in recorded.items() if granted}
+    return {channel: False for channel in ConsentRecord.Channel.values if recorded.get(channel, True)}
 
 
 def record_consents_in_bulk(choices: dict[int, dict[str, bool]], source: str) -> int:

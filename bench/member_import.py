@@ -149,7 +149,7 @@ def bulk_objects(path: Path) -> dict:
                 password=UNUSABLE_PASSWORD_PREFIX + "x" * 40,
                 date_joined=now,
             )
-            users.append((user, row["marketing_consent"] == "yes"))
+            users.append((user, row["marketing_consent"]))
             members.append((number, OrganisationMember(role=row["role"], job_title=row["job_title"], joined_at=now)))
     return {
         "organisations": organisations,
@@ -183,7 +183,8 @@ def bare_bulk_create(objects: dict) -> float:
         Subscription.objects.bulk_create([s for _, s in objects["subscriptions"]], batch_size=2000)
         ConsentRecord.objects.bulk_create(
             [
-                ConsentRecord(user=user, channel=channel, granted=True, source="bench")
+                # A yes or a no, as the import records either for someone new.
+                ConsentRecord(user=user, channel=channel, granted=consent == "yes", source="bench")
                 for user, consent in objects["users"]
                 if consent
                 for channel in ("newsletter", "events", "offers")

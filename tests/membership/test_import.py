@@ -154,6 +154,22 @@ def test_a_no_withdraws_consent_given_before(tmp_path, growth):
     assert current_consents(bob) == {"newsletter": False, "events": False, "offers": False}
 
 
+def test_a_no_for_someone_new_is_a_decision_a_later_yes_does_not_overturn(tmp_path, growth):
+    run(write_csv(tmp_path / "members.csv", STANDARD_ROWS[:2]))  # Bob, new: marketing_consent "no"
+    bob = User.objects.get(email="bob.kay@acme-robotics.example")
+    assert set(ConsentRecord.objects.filter(user=bob).values_list("channel", "granted")) == {
+        ("newsletter", False),
+        ("events", False),
+        ("offers", False),
+    }
+    older = [contact({**ACME, "marketing_consent": "yes"}, "bob.kay@acme-robotics.example", "Bob", "Kay")]
+
+    run(write_csv(tmp_path / "older-list.csv", older))
+
+    assert current_consents(bob) == {"newsletter": False, "events": False, "offers": False}
+    assert ConsentRecord.objects.filter(user=bob).count() == 3
+
+
 def test_imported_contacts_survive_the_nightly_purge_of_unverified_sign_ups(tmp_path, growth):
     # Imported contacts have no password and an unverified address until they take up their account.
     assert run(write_csv(tmp_path / "members.csv", STANDARD_ROWS)).ok
