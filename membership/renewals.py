@@ -99,8 +99,18 @@ def _renews(subscription: Subscription) -> bool:
     return subscription.auto_renew and not subscription.cancel_at_period_end
 
 
+def _billed_online(subscription: Subscription) -> bool:
+    """Whether Stripe charges or invoices the membership (the demo stands in for it). One recorded before online
+    payment (imported from the spreadsheets it replaced) is paid as the membership team arranges it."""
+    return settings.DEMO_PAYMENTS or bool(subscription.stripe_subscription_id)
+
+
 def _charges_card(subscription: Subscription) -> bool:
-    return subscription.payment_method == Subscription.PaymentMethod.CARD and _renews(subscription)
+    return (
+        subscription.payment_method == Subscription.PaymentMethod.CARD
+        and _renews(subscription)
+        and _billed_online(subscription)
+    )
 
 
 # Time ------------------------------------------------------------------------------------------------------
@@ -484,6 +494,7 @@ def _email_context(subscription: Subscription, kind: str) -> dict:
         "per": "month" if subscription.interval == Subscription.Interval.MONTH else "year",
         "renews": _renews(subscription),
         "by_card": subscription.payment_method == Subscription.PaymentMethod.CARD,
+        "billed_online": _billed_online(subscription),
         "period_end": subscription.current_period_end,
         "link": billing_page_url(subscription.organisation),
     }

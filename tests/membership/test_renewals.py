@@ -349,6 +349,48 @@ def test_it_asks_for_a_new_card_once_when_a_payment_fails(run, mailoutbox, organ
     assert subscription.notices.filter(kind=Kind.PAYMENT_FAILED).count() == 1
 
 
+def test_it_tells_an_invoice_payer_their_invoice_is_overdue_not_to_update_a_card(run, mailoutbox, organisation, tier):
+    subscription = _subscribe(
+        organisation, tier, ends=_days_ahead(-1), status=Status.PAST_DUE, payment_method="invoice", po_number="PO-7"
+    )
+
+    run(renewals.send_payment_failed_notice, subscription.pk)
+
+    [message] = mailoutbox
+    assert message.subject == "Invoice overdue for Tyne Analytics's Growth membership"
+    for body in _bodies(message):
+        assert "The invoice for Tyne Analytics's Growth membership" in body and "PO number PO-7, is now overdue" in body
+        assert "card" not in body
+
+
+def test_a_membership_stripe_does_not_bill_gets_no_charge_notice_and_is_told_how_it_will_pay(
+    run, mailoutbox, settings, organisation, tier
+):
+    """A membership recorded before online payment (an import) has no card on file: nothing will charge it."""
+    settings.DEMO_PAYMENTS = False
+    _subscribe(organisation, tier, ends=_days_ahead(3))
+    billed = _another(tier, "Billed Online", ends=_days_ahead(3), stripe_subscription_id="sub_billed")
+
+    assert run(renewals.send_charge_notices, now=NOW) == 1
+    assert [message.to[0] for message in mailoutbox] == [billed.organisation.billing_email]
+
+    mailoutbox.clear()
+    Subscription.objects.filter(organisation=organisation).update(current_period_end=_days_ahead(7))
+    run(renewals.send_renewal_reminders, now=NOW)
+    [message] = [message for message in mailoutbox if message.to[0] == BILLING]
+    for body in _bodies(message):
+        assert "not set up for payment online yet. Please reply to this e-mail" in body
+        assert "charged automatically" not in body
+
+    mailoutbox.clear()  # the renewal passes unpaid: grace, and the same plain words
+    Subscription.objects.filter(organisation=organisation).update(current_period_end=_days_ahead(-2))
+    run(renewals.start_grace_periods, now=NOW)
+    [message] = [message for message in mailoutbox if message.to[0] == BILLING]
+    for body in _bodies(message):
+        assert "We have not received the renewal payment" in body and "we will arrange the payment with you" in body
+        assert "card" not in body
+
+
 def test_it_sends_no_payment_failed_email_for_a_subscription_in_good_standing(run, mailoutbox, organisation, tier):
     subscription = _subscribe(organisation, tier, ends=_days_ahead(20))
     run(renewals.send_payment_failed_notice, subscription.pk)
