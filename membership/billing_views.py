@@ -334,6 +334,21 @@ def cancel_membership(request: HttpRequest, organisation: Organisation, membersh
 
 @organisation_view(admin_only=True)
 @require_POST
+def withdraw_application(request: HttpRequest, organisation: Organisation, membership) -> HttpResponse:
+    """Take back a membership asked for by invoice, before its invoice is paid."""
+
+    def withdraw() -> str:
+        subscription = billing.withdraw_invoiced_application(organisation, request.user)
+        return (
+            f"The {subscription.tier} membership you asked for is withdrawn and its invoice is void: nothing is owed. "
+            "You can join again, by card or with a new invoice."
+        )
+
+    return _done(request, organisation, withdraw)
+
+
+@organisation_view(admin_only=True)
+@require_POST
 def resume_membership(request: HttpRequest, organisation: Organisation, membership) -> HttpResponse:
     """Take back a cancellation before the period ends."""
     return _done(request, organisation, lambda: billing_changes.resume_membership(organisation, request.user))

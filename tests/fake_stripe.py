@@ -238,6 +238,7 @@ class FakeStripe:
             ("GET", r"/v1/invoices/(?P<id>[^/]+)", self._retrieve),
             ("POST", r"/v1/invoices/(?P<id>[^/]+)/pay", self._pay_invoice),
             ("POST", r"/v1/invoices/(?P<id>[^/]+)/finalize", self._finalize_invoice),
+            ("POST", r"/v1/invoices/(?P<id>[^/]+)/void", self._void_invoice),
             ("POST", r"/v1/billing_portal/sessions", self._create_portal_session),
             ("POST", r"/v1/tax_rates", self._create_tax_rate),
             ("GET", r"/v1/tax_rates", self._list_tax_rates),
@@ -558,6 +559,13 @@ class FakeStripe:
         subscription = self.objects.get(invoice["parent"]["subscription_details"]["subscription"], {})
         if subscription.get("latest_invoice") == id and subscription.get("status") in ("past_due", "unpaid"):
             subscription["status"] = "active"  # as Stripe does once the latest invoice is paid
+        return invoice
+
+    def _void_invoice(self, params: dict, id: str) -> dict:
+        invoice = self._found(id)
+        if invoice["status"] != "open":
+            raise StripeFailure(400, "invalid_request_error", f"Invoice is {invoice['status']}.", "invoice_not_open")
+        invoice["status"] = "void"
         return invoice
 
     def _finalize_invoice(self, params: dict, id: str) -> dict:

@@ -476,6 +476,68 @@ def test_finance_is_told_when_the_invoice_was_paid_by_card_meanwhile_and_nothing
     assert not fake_stripe.calls("POST", f"/v1/invoices/{invoiced.stripe_invoice_id}/pay")
 
 
+def test_an_admin_withdraws_an_invoiced_request_before_paying_and_can_join_again(client, fake_stripe, invoiced, growth):
+    """A wrong PO number, or a change of mind: Stripe voids the invoice and ends the subscription, and nothing is
+    owed."""
+    council, subscription = invoiced.organisation, invoiced.subscription
+    client.force_login(council_admin(council))
+    page = client.get(reverse("membership:billing", args=[council.slug])).content.decode()
+    assert "Withdraw this request and void its invoice" in page
+
+    response = client.post(reverse("membership:withdraw_application", args=[council.slug]), follow=True)
+
+    assert "withdrawn and its invoice is void: nothing is owed" in response.content.decode()
+    invoiced.refresh_from_db()
+    subscription.refresh_from_db()
+    assert (invoiced.status, subscription.status) == (Invoice.Status.VOID, Status.CANCELLED)
+    assert fake_stripe.get(invoiced.stripe_invoice_id)["status"] == "void"
+    assert fake_stripe.get(subscription.stripe_subscription_id)["status"] == "canceled"
+    void = fake_stripe.calls("POST", f"/v1/invoices/{invoiced.stripe_invoice_id}/void")
+    cancel = fake_stripe.calls("DELETE", f"/v1/subscriptions/{subscription.stripe_subscription_id}")
+    assert [c.idempotency_key for c in void + cancel] == [
+        f"withdraw-invoice-{invoiced.pk}",
+        f"withdraw-sub-{subscription.pk}",
+    ]
+    assert actions(council)[-2:] == ["billing.invoice.voided", "billing.subscription.cancelled"]
+    assert AuditEntry.objects.filter(action="billing.subscription.cancelled").get().actor == council_admin(council)
+
+    # Again: nothing to withdraw. Then a new request, with the right PO number.
+    again = client.post(reverse("membership:withdraw_application", args=[council.slug]), follow=True)
+    assert "has no membership waiting for its first invoice to be paid" in again.content.decode()
+    renewed = billing.start_invoice_subscription(council, growth, council_admin(council), "PO-7782")
+    assert (renewed.status, renewed.po_number) == (Status.PENDING, "PO-7782")
+
+
+def test_a_request_whose_invoice_was_just_paid_is_not_withdrawn(fake_stripe, invoiced):
+    fake_stripe.set(invoiced.stripe_invoice_id, status="paid", amount_paid=invoiced.amount_due_pence)
+    entries = AuditEntry.objects.count()
+
+    with pytest.raises(MembershipError, match="has just been paid, so the membership starts instead"):
+        billing.withdraw_invoiced_application(invoiced.organisation, council_admin(invoiced.organisation))
+
+    invoiced.refresh_from_db()
+    assert (invoiced.status, invoiced.subscription.status) == (Invoice.Status.OPEN, Status.PENDING)
+    assert AuditEntry.objects.count() == entries
+    assert not fake_stripe.calls("DELETE", f"/v1/subscriptions/{invoiced.subscription.stripe_subscription_id}")
+
+
+def test_only_an_admin_withdraws_a_request_and_stripe_failing_writes_nothing(client, fake_stripe, invoiced):
+    council = invoiced.organisation
+    admin = council_admin(council)
+    colleague = factories.make_user("clerk@gateshead.example")
+    factories.add_member(council, colleague)
+    with pytest.raises(MembershipError):
+        billing.withdraw_invoiced_application(council, colleague)
+    fake_stripe.fail(500, path=f"/v1/invoices/{invoiced.stripe_invoice_id}/void")
+
+    with pytest.raises(MembershipError):
+        billing.withdraw_invoiced_application(council, admin)
+
+    invoiced.refresh_from_db()
+    assert (invoiced.status, invoiced.subscription.status) == (Invoice.Status.OPEN, Status.PENDING)
+    assert not AuditEntry.objects.filter(action__in=["billing.invoice.voided", "billing.subscription.cancelled"])
+
+
 def test_paying_an_older_invoice_by_bank_transfer_leaves_an_unpaid_renewal_in_grace(demo, council, growth, staff_user):
     now = timezone.now()
     grace_ends = now + timedelta(days=20)

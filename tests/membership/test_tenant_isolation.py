@@ -331,6 +331,12 @@ ENDPOINTS = [
         lambda t: {},
         prepare=lambda t: _subscribe(t, "card", cancel_at_period_end=True),
     ),
+    Endpoint(
+        "withdraw_application",
+        lambda t: reverse("membership:withdraw_application", args=[t.slug]),
+        lambda t: {},
+        prepare=lambda t: _subscribe(t, "invoice", status=Subscription.Status.PENDING),
+    ),
 ]
 
 
@@ -351,10 +357,10 @@ def _subscribe(
         )
         tier, fields["scheduled_tier"] = (starter, None) if on_starter else (tier, starter)
     now = timezone.now()
+    fields.setdefault("status", Subscription.Status.ACTIVE)
     Subscription.objects.create(
         organisation=tenant.organisation,
         tier=tier,
-        status=Subscription.Status.ACTIVE,
         payment_method=method,
         amount_pence=90_000,
         current_period_start=now - timedelta(days=30),
