@@ -43,3 +43,27 @@ class SecurityHeadersMiddleware:
         if not getattr(response, "xframe_options_exempt", False):
             response.headers.setdefault("X-Frame-Options", settings.X_FRAME_OPTIONS)
         return response
+
+
+class RequestSizeLimitMiddleware:
+    """Refuse, with 413, a request whose declared body is larger than any form here takes, before anything reads
+    it: otherwise Django would write the whole of an oversized upload to a temporary file before a form's own size
+    check turned it down. The back office's limit (``MAX_BACK_OFFICE_REQUEST_BYTES``) allows for its imports and
+    documents; the site's (``MAX_REQUEST_BYTES``) for a logo or an image and the form around it. A body sent
+    without a length (chunked) is left to the front proxy's own limit."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        back_office = request.path_info.startswith(settings.STAFF_MFA_REQUIRED_PREFIXES)
+        limit = settings.MAX_BACK_OFFICE_REQUEST_BYTES if back_office else settings.MAX_REQUEST_BYTES
+        if length > limit:
+            from django.shortcuts import render
+
+            return render(request, "413.html", {"limit": limit}, status=413)
+        return self.get_response(request)

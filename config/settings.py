@@ -99,6 +99,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "config.security.SecurityHeadersMiddleware",
+    "config.security.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -369,6 +370,10 @@ if WHITENOISE_USE_FINDERS:
     warnings.filterwarnings("ignore", message="No directory at: ", category=UserWarning)
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 2000
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Requests with a larger body are refused before it is read (config.security.RequestSizeLimitMiddleware): the site's
+# largest upload is 5 MB, the back office's an import of up to 50 MB.
+MAX_REQUEST_BYTES = envint("MAX_REQUEST_BYTES", 10 * 1024 * 1024)
+MAX_BACK_OFFICE_REQUEST_BYTES = envint("MAX_BACK_OFFICE_REQUEST_BYTES", 60 * 1024 * 1024)
 
 # Security. HTTPS-only settings follow SITE_URL; the rest hold everywhere.
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", HTTPS)

@@ -96,6 +96,28 @@ def test_it_refuses_a_bad_logo_when_an_organisation_is_created(client, outsider,
     assert _files_under(settings, "logos") == []
 
 
+def test_a_request_larger_than_any_form_takes_is_refused_before_it_is_read(client, outsider, back_office, settings):
+    """Otherwise Django writes the whole upload to a temporary file before the form's own size check refuses it."""
+    settings.MAX_REQUEST_BYTES, settings.MAX_BACK_OFFICE_REQUEST_BYTES = 64 * 1024, 128 * 1024
+    client.force_login(outsider)
+    data = {"name": "Hexham Bytes", "organisation_type": "sme", "size_band": "1-9"}
+    huge = SimpleUploadedFile("logo.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 70 * 1024)
+
+    response = client.post("/my/organisations/new/", {**data, "logo": huge})
+
+    assert response.status_code == 413 and "over 64.0\xa0KB" in response.text
+    assert "it was not read and nothing has been changed" in response.text
+    assert not Organisation.objects.filter(name="Hexham Bytes").exists()
+    assert _files_under(settings, "logos") == []
+    # The back office allows for its imports, up to its own limit.
+    big = SimpleUploadedFile("m.csv", HEADER + b"x" * 70 * 1024)
+    assert back_office.post("/admin/engagement/import/", {"file": big}).status_code != 413
+    bigger = SimpleUploadedFile("m.csv", HEADER + b"x" * 140 * 1024)
+    assert back_office.post("/admin/engagement/import/", {"file": bigger}).status_code == 413
+    assert not MemberImport.objects.exists()
+    assert client.post("/my/organisations/new/", data).status_code == 302  # a form of ordinary size goes through
+
+
 def test_a_real_logo_of_each_kind_is_kept(client, org_admin, settings):
     organisation = org_admin.memberships.get().organisation
     client.force_login(org_admin)
