@@ -213,65 +213,6 @@ def start_invoice_subscription(organisation: Organisation, tier: Tier, actor: Us
         return subscription
 
 
-def withdraw_invoiced_application(organisation: Organisation, actor: User) -> Subscription:
-    """Take back a membership asked for by invoice, before its invoice is paid: a wrong PO number, a change of
-    mind. The organisation can then join again, by card or with a new invoice.
-
-    Guarantees: admins only; Stripe voids the open invoice (so it can no longer be paid) and ends the subscription
-    (so nothing is chased), each under a key of our own ids, before anything is written here; then the invoice is
-    void and the membership cancelled, both audited. An invoice Stripe shows paid meanwhile is refused with a
-    message: the membership starts instead. Stripe failing writes nothing.
-    """
-    _require_admin(organisation, actor)
-    with transaction.atomic():
-        subscription = (
-            _lockable().filter(organisation=organisation, status=Status.PENDING, payment_method=PaymentMethod.INVOICE)
-        ).first()
-        if subscription is None:
-            raise MembershipError(f"{organisation} has no membership waiting for its first invoice to be paid.")
-        invoices = list(
-            Invoice.objects.select_for_update().filter(subscription=subscription, status=Invoice.Status.OPEN)
-        )
-        if not settings.DEMO_PAYMENTS:
-            _withdraw_at_stripe(subscription, invoices)
-        for invoice in invoices:
-            invoice.status = Invoice.Status.VOID
-            invoice.save(update_fields=["status"])
-            record_audit(
-                _INVOICE_ACTIONS[Invoice.Status.VOID],
-                f"Invoice {invoice} for {format_pence(invoice.amount_due_pence)} is void: {actor} withdrew the "
-                "membership it was for",
-                actor=actor,
-                organisation_id=invoice.organisation_id,
-                changes={"status": [Invoice.Status.OPEN, Invoice.Status.VOID]},
-            )
-        _change_status(subscription, Status.CANCELLED, f"{actor} withdrew it before its invoice was paid", actor)
-        return subscription
-
-
-def _withdraw_at_stripe(subscription: Subscription, invoices: list[Invoice]) -> None:
-    for invoice in invoices:
-        if not invoice.stripe_invoice_id:
-            continue
-        invoice_id = invoice.stripe_invoice_id
-        status = _call(lambda client, invoice_id=invoice_id: client.v1.invoices.retrieve(invoice_id)).status
-        if status == Invoice.Status.PAID:
-            raise MembershipError(
-                f"Invoice {invoice} has just been paid, so the membership starts instead. Please check the billing "
-                "page in a minute."
-            )
-        if status == Invoice.Status.OPEN:
-            options = stripe_api.options(f"withdraw-invoice-{invoice.pk}")
-            _call(lambda client, id=invoice_id, options=options: client.v1.invoices.void_invoice(id, options=options))
-    stripe_id = subscription.stripe_subscription_id
-    if stripe_id and _call(lambda client: client.v1.subscriptions.retrieve(stripe_id)).status not in (
-        "canceled",
-        "incomplete_expired",
-    ):
-        key = f"withdraw-sub-{subscription.pk}"
-        _call(lambda client: client.v1.subscriptions.cancel(stripe_id, options=stripe_api.options(key)))
-
-
 def customer_portal_url(organisation: Organisation, return_url: str) -> str:
     """A Stripe customer portal session for the organisation (change the card, cancel), returning to
     ``return_url``. Demo mode has no portal: the billing page stands in."""

@@ -50,6 +50,7 @@ from membership.billing import (
     INVOICE_DAYS_UNTIL_DUE,
     StripeUnavailable,
     _call,
+    _change_status,
     _deliver_demo_event,
     _ensure_customer,
     _ensure_product,
@@ -457,6 +458,73 @@ def on_card_setup_completed(session: dict) -> None:
 def _retrieve_setup_session(session_id: str) -> dict:
     client = stripe_api.client()
     return client.v1.checkout.sessions.retrieve(session_id, params={"expand": ["setup_intent"]}).to_dict()
+
+
+# Withdrawing a request to join by invoice -----------------------------------------------------------------------
+
+
+@_new_keys_after_stripe_fails
+def withdraw_invoiced_application(organisation: Organisation, actor: User) -> Subscription:
+    """Take back a membership asked for by invoice, before its invoice is paid: a wrong PO number, a change of
+    mind. The organisation can then join again, by card or with a new invoice.
+
+    Guarantees: admins only; Stripe voids the open invoice (so it can no longer be paid), under a key made of our
+    ids and the change's number, and ends the subscription (so nothing is chased), before anything is written
+    here; then the invoice is void and the membership cancelled, both audited. An invoice Stripe shows paid
+    meanwhile is refused with a message: the membership starts instead. Stripe failing writes nothing, and a retry
+    after Stripe answered with an error sends new keys.
+    """
+    _require_admin(organisation, actor)
+    with transaction.atomic():
+        waiting = Subscription.objects.filter(
+            organisation=organisation, status=Status.PENDING, payment_method=PaymentMethod.INVOICE
+        ).first()
+        subscription = _locked(waiting.pk) if waiting else None
+        if subscription is None or subscription.status != Status.PENDING:
+            raise MembershipError(f"{organisation} has no membership waiting for its first invoice to be paid.")
+        invoices = list(
+            Invoice.objects.select_for_update().filter(subscription=subscription, status=Invoice.Status.OPEN)
+        )
+        number = _next_change(subscription)  # its keys: a retry after Stripe answered with an error takes the next
+        subscription.save(update_fields=["changes_requested"])
+        if not settings.DEMO_PAYMENTS:
+            _withdraw_at_stripe(subscription, invoices, number)
+        for invoice in invoices:
+            invoice.status = Invoice.Status.VOID
+            invoice.save(update_fields=["status"])
+            record_audit(
+                "billing.invoice.voided",
+                f"Invoice {invoice} for {format_pence(invoice.amount_due_pence)} is void: {actor} withdrew the "
+                "membership it was for",
+                actor=actor,
+                organisation_id=invoice.organisation_id,
+                changes={"status": [Invoice.Status.OPEN, Invoice.Status.VOID]},
+            )
+        _change_status(subscription, Status.CANCELLED, f"{actor} withdrew it before its invoice was paid", actor)
+        return subscription
+
+
+def _withdraw_at_stripe(subscription: Subscription, invoices: list[Invoice], number: int) -> None:
+    for invoice in invoices:
+        if not invoice.stripe_invoice_id:
+            continue
+        invoice_id = invoice.stripe_invoice_id
+        status = _call(lambda client, invoice_id=invoice_id: client.v1.invoices.retrieve(invoice_id)).status
+        if status == Invoice.Status.PAID:
+            raise MembershipError(
+                f"Invoice {invoice} has just been paid, so the membership starts instead. Please check the billing "
+                "page in a minute."
+            )
+        if status == Invoice.Status.OPEN:
+            options = stripe_api.options(_key(subscription, number, f"void-invoice-{invoice.pk}"))
+            _call(lambda client, id=invoice_id, options=options: client.v1.invoices.void_invoice(id, options=options))
+    stripe_id = subscription.stripe_subscription_id
+    if stripe_id and _call(lambda client: client.v1.subscriptions.retrieve(stripe_id)).status not in (
+        "canceled",
+        "incomplete_expired",
+    ):
+        # A DELETE: Stripe keeps no idempotency key for it, and ending an ended subscription is refused, not repeated.
+        _call(lambda client: client.v1.subscriptions.cancel(stripe_id))
 
 
 # Cancelling and taking it back -----------------------------------------------------------------------------------

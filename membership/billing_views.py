@@ -338,7 +338,7 @@ def withdraw_application(request: HttpRequest, organisation: Organisation, membe
     """Take back a membership asked for by invoice, before its invoice is paid."""
 
     def withdraw() -> str:
-        subscription = billing.withdraw_invoiced_application(organisation, request.user)
+        subscription = billing_changes.withdraw_invoiced_application(organisation, request.user)
         return (
             f"The {subscription.tier} membership you asked for is withdrawn and its invoice is void: nothing is owed. "
             "You can join again, by card or with a new invoice."
