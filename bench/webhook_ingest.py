@@ -145,6 +145,7 @@ def seed_database(count: int) -> None:
             amount_pence=120_000,
             current_period_start=now - timedelta(days=365),
             current_period_end=now,
+            started_at=now - timedelta(days=365),
             stripe_subscription_id=_ids(index)["subscription"],
         )
         for index, organisation in enumerate(organisations)

@@ -91,6 +91,7 @@ def seed_run(tag: str, members: int, individuals: int) -> dict:
             amount_pence=60_000,
             current_period_start=now - timedelta(days=30),
             current_period_end=now + timedelta(days=335),
+            started_at=now - timedelta(days=30),
         )
         for organisation in organisations
     )

@@ -307,7 +307,11 @@ def test_existing_memberships_are_given_the_start_their_rows_tell(tiers):
     Invoice.objects.create(
         organisation=paid_late.organisation, subscription=paid_late, status="paid", paid_at=now - timedelta(days=20)
     )
-    abandoned = subscription("Abandoned", "cancelled", 50, ended_at=now - timedelta(days=49))
+    abandoned = subscription(
+        "Abandoned", "cancelled", 50, ended_at=now - timedelta(days=49), stripe_checkout_session_id="cs_gone"
+    )
+    imported = subscription("Imported", "lapsed", 30, 400, ended_at=now - timedelta(days=35))  # from a spreadsheet
+    waiting = subscription("Waiting", "pending", 3, stripe_subscription_id="sub_waiting")
     lapsed = subscription("Lapsed", "lapsed", 200, 195, grace_ends_at=now, ended_at=now - timedelta(days=5))
 
     set_started_at(apps, None)
@@ -318,4 +322,6 @@ def test_existing_memberships_are_given_the_start_their_rows_tell(tiers):
     assert started[paid_late.pk] == now - timedelta(days=20)
     assert started[abandoned.pk] is None
     assert started[lapsed.pk] == lapsed.current_period_start
-    assert membership_figures(now)["renewal_rate"] == 50  # Renewed, against Lapsed
+    assert started[imported.pk] == imported.current_period_start
+    assert started[waiting.pk] is None
+    assert membership_figures(now)["renewal_rate"] == 33  # Renewed, against Lapsed and Imported
