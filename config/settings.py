@@ -49,12 +49,14 @@ SECRET_KEY = env("SECRET_KEY", EMBEDDED_SECRET_KEY)
 SITE_URL = env("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 _site = urlsplit(SITE_URL)
 HTTPS = _site.scheme == "https"
-if SECRET_KEY == EMBEDDED_SECRET_KEY and (HTTPS or _site.hostname not in ("127.0.0.1", "localhost", "::1")):
-    raise ImproperlyConfigured(
-        f"SECRET_KEY is not set, and the site is served at {SITE_URL}: set SECRET_KEY to a long random string, the "
-        "same for every process (the embedded key is public, and only for running on this machine)."
-    )
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", f"{_site.hostname},127.0.0.1,localhost")
+_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+if SECRET_KEY == EMBEDDED_SECRET_KEY and (HTTPS or not _LOCAL_HOSTS.issuperset({_site.hostname, *ALLOWED_HOSTS})):
+    raise ImproperlyConfigured(
+        f"SECRET_KEY is not set, and the site is served at {SITE_URL} (for {', '.join(ALLOWED_HOSTS)}): set "
+        "SECRET_KEY to a long random string, the same for every process (the embedded key is public, and only for "
+        "running on this machine)."
+    )
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", SITE_URL)
 WAGTAILADMIN_BASE_URL = SITE_URL
 WAGTAIL_SITE_NAME = env("SITE_NAME", "North East Tech Network")

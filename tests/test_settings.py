@@ -111,4 +111,6 @@ def test_the_public_embedded_secret_key_is_refused_anywhere_but_this_machine():
     """Anyone can read the embedded key, and sign an e-mail confirmation or a session with it."""
     for site in ("https://members.example.org", "http://members.example.org", "https://127.0.0.1"):
         assert "SECRET_KEY is not set, and the site is served at " + site in _settings_fail_under(SITE_URL=site)
+    assert "SECRET_KEY is not set" in _settings_fail_under(ALLOWED_HOSTS="members.example.org")  # SITE_URL left out
+    assert "SECRET_KEY is not set" in _settings_fail_under(ALLOWED_HOSTS="*")
     assert _settings_under(SITE_URL="http://localhost:8000")["debug"] is False  # make run, on a laptop
