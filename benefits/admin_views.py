@@ -17,7 +17,6 @@ from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 from benefits import services
 from benefits.models import Perk, Provider, Redemption
 from config import uploads
-from config.forms import ModelChoiceField
 from config.text import printable, spreadsheet_cell
 from membership.services import MembershipError
 
@@ -119,7 +118,7 @@ class ReportForm(forms.Form):
     start = forms.DateField(label="From", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label="To", required=False, widget=forms.DateInput(attrs={"type": "date"}))
     group = forms.ChoiceField(label="Per", choices=GROUPS, required=False)
-    provider = ModelChoiceField(label="Provider", queryset=Provider.objects.all(), required=False)
+    provider = forms.ModelChoiceField(label="Provider", queryset=Provider.objects.all(), required=False)
 
     def clean(self):
         data = super().clean()

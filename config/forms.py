@@ -4,19 +4,10 @@ from django import forms
 from django.core.exceptions import ValidationError
 
 
-class ModelChoiceField(forms.ModelChoiceField):
-    """Django's, with a choice too large for the database's integers refused as any unknown choice is. SQLite
-    raises ``OverflowError`` for such a number, which Django's field does not expect (a 500)."""
-
-    def to_python(self, value):
-        try:
-            return super().to_python(value)
-        except OverflowError:
-            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice") from None
-
-
 class ModelMultipleChoiceField(forms.ModelMultipleChoiceField):
-    """Django's, with the same care as ``ModelChoiceField`` for a number too large for the database."""
+    """Django's, with a choice too large for the database's integers refused as any unknown choice is. On SQLite
+    the lookup of several ids raises ``OverflowError`` for such a number, which Django's field does not expect (a
+    500); its single-choice field already refuses one."""
 
     def _check_values(self, value):
         try:

@@ -11,7 +11,6 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from config.forms import ModelChoiceField
 from membership import billing, billing_changes
 from membership.models import Organisation, OrganisationType, SizeBand, Subscription, Tier, TierPrice
 from membership.services import MembershipError
@@ -24,7 +23,7 @@ class PriceFinderForm(forms.Form):
 
 
 class JoinForm(forms.Form):
-    tier = ModelChoiceField(queryset=Tier.objects.filter(is_public=True), widget=forms.HiddenInput)
+    tier = forms.ModelChoiceField(queryset=Tier.objects.filter(is_public=True), widget=forms.HiddenInput)
     interval = forms.ChoiceField(choices=Subscription.Interval.choices, initial=Subscription.Interval.YEAR)
     payment_method = forms.ChoiceField(
         label="Pay by", choices=Subscription.PaymentMethod.choices, initial=Subscription.PaymentMethod.CARD
@@ -52,7 +51,7 @@ class JoinForm(forms.Form):
 
 
 class TierChangeForm(forms.Form):
-    tier = ModelChoiceField(
+    tier = forms.ModelChoiceField(
         label="Move to", queryset=Tier.objects.filter(is_public=True), widget=forms.RadioSelect, empty_label=None
     )
 

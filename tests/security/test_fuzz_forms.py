@@ -335,8 +335,8 @@ def test_no_form_input_causes_a_server_error(world, target: Target):
     [
         ("admin", "/my/organisations/new/", {"name": "Huge Ltd", "specialisms": "9223372036854775808"}),
         ("admin", "/my/org/{org.slug}/profile/", {"name": "Tyne Analytics", "specialisms": "9223372036854775808"}),
+        # Django's single-choice field refuses such a number itself: kept here so that stays proved.
         ("admin", "/my/org/{member_org.slug}/billing/tier/", {"tier": "9223372036854775808"}),
-        ("admin", "/my/org/{org.slug}/billing/start/", {"tier": "99999999999999999999", "interval": "year"}),
     ],
 )
 def test_a_choice_too_large_for_the_database_is_refused_as_an_unknown_one(world, who, url, data):
