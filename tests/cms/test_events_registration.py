@@ -363,6 +363,39 @@ def test_registering_again_after_cancelling_is_one_occasion_of_activity(register
     assert registered.count() == 2  # a colleague's place is an occasion of its own
 
 
+def test_activity_recorded_under_the_old_keys_is_rewritten_once_per_place(register, cancel):
+    """The migration that made a place at an event one occasion rewrites what was recorded before it."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from membership.activity import record_activity
+
+    rewrite_keys = import_module("cms.migrations.0006_event_activity_keys").rewrite_keys
+    event, organisation = make_event(), make_organisation("Tyne Robotics")
+    user = person("again@example.org", organisation)
+    first = register(event, user, organisation)
+    cancel(first, user)
+    second = register(event, user, organisation)
+    ActivityEvent.objects.all().delete()
+    for registration in (first, second):  # as recorded before: one occasion per registration
+        record_activity(organisation, ActivityKind.EVENT_REGISTERED, key=f"registration:{registration.pk}")
+    record_activity(organisation, ActivityKind.EVENT_ATTENDED, key=f"registration:{second.pk}")
+    record_activity(organisation, ActivityKind.EVENT_REGISTERED, key="registration:999999")  # its row is gone
+
+    rewrite_keys(apps, None)
+
+    assert sorted(ActivityEvent.objects.values_list("key", flat=True)) == sorted(
+        [
+            f"event_registered:{services.activity_key(second)}",
+            f"event_attended:{services.activity_key(second)}",
+            "event_registered:registration:999999",
+        ]
+    )
+    register_again = register(event, person("colleague@example.org", organisation), organisation)
+    assert ActivityEvent.objects.filter(key=f"event_registered:{services.activity_key(register_again)}").exists()
+
+
 # The confirmation e-mail and its attachments --------------------------------------------------------------------
 
 
