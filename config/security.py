@@ -48,9 +48,12 @@ class SecurityHeadersMiddleware:
 class RequestSizeLimitMiddleware:
     """Refuse, with 413, a request whose declared body is larger than any form here takes, before anything reads
     it: otherwise Django would write the whole of an oversized upload to a temporary file before a form's own size
-    check turned it down. The back office's limit (``MAX_BACK_OFFICE_REQUEST_BYTES``) allows for its imports and
-    documents; the site's (``MAX_REQUEST_BYTES``) for a logo or an image and the form around it. A body sent
-    without a length (chunked) is left to the front proxy's own limit."""
+    check turned it down. The site's limit (``MAX_REQUEST_BYTES``) allows for a logo or an image and the form
+    around it; staff logged in to the back office have a larger one (``MAX_BACK_OFFICE_REQUEST_BYTES``) for its
+    imports and documents, which no one else gets, even at the back office's addresses. A body sent without a
+    length (chunked) is left to the front proxy's own limit. It runs after the authentication middleware and
+    before anything that reads the body (the CSRF check reads it in its view hook, after every middleware's
+    call)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -60,8 +63,11 @@ class RequestSizeLimitMiddleware:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        back_office = request.path_info.startswith(settings.STAFF_MFA_REQUIRED_PREFIXES)
-        limit = settings.MAX_BACK_OFFICE_REQUEST_BYTES if back_office else settings.MAX_REQUEST_BYTES
+        limit = settings.MAX_REQUEST_BYTES
+        if length > limit and request.path_info.startswith(settings.STAFF_MFA_REQUIRED_PREFIXES):
+            user = getattr(request, "user", None)
+            if user is not None and user.is_authenticated and user.is_staff:
+                limit = settings.MAX_BACK_OFFICE_REQUEST_BYTES
         if length > limit:
             from django.shortcuts import render
 
