@@ -77,6 +77,33 @@ def test_the_membership_page_shows_the_subscription_to_every_member(client, tier
     assert response.status_code == 403
 
 
+def test_a_membership_set_not_to_renew_by_the_team_offers_no_change_that_would_be_refused(client, tiers):
+    """The membership team set it not to renew (an import can): cancelling or changing tier would be refused, so the
+    admin is told whom to ask instead."""
+    organisation = make_organisation("Tyne Analytics")
+    admin = make_user("noah@tyne.example")
+    add_member(organisation, admin, OrganisationMember.Role.ADMIN)
+    ends = timezone.now() + timedelta(days=40)
+    Subscription.objects.create(
+        organisation=organisation, tier=tiers["growth"], status="active", amount_pence=90_000, auto_renew=False,
+        current_period_start=ends - timedelta(days=365), current_period_end=ends,
+    )  # fmt: skip
+    Tier.objects.filter(pk=tiers["patron"].pk).update(is_public=True)  # a tier to move to, were it renewing
+    for tier in tiers.values():
+        TierPrice.objects.get_or_create(
+            tier=tier, organisation_type="sme", size_band=organisation.size_band, defaults={"annual_pence": 90_000}
+        )
+    client.force_login(admin)
+
+    html = client.get(f"/my/org/{organisation.slug}/billing/").content.decode()
+
+    assert "The membership team has set this membership not to renew" in html and "Ends" in html
+    assert "Cancel at the end of the period" not in html and "Change tier" not in html
+    Subscription.objects.update(auto_renew=True)
+    html = client.get(f"/my/org/{organisation.slug}/billing/").content.decode()
+    assert "Cancel at the end of the period" in html and "Change tier" in html
+
+
 def test_the_tier_editor_keeps_the_price_matrix(client, staff_user, tiers):
     grant_membership_team_permissions(Group.objects.get(name="Membership team"))
     client.force_login(staff_user)
