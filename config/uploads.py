@@ -85,12 +85,18 @@ def check_text(upload, *, label: str = "The file") -> None:
         raise ValidationError(f"{label} holds a web page or SVG markup, not a spreadsheet or text.")
 
 
-def _zip_names(upload) -> list[str] | None:
+# A package unpacking to more than this many times its own size, and to over 100 MB, is refused: an office file
+# compresses its XML perhaps ten to thirty times, a "zip bomb" thousands of times, to swamp whatever reads it.
+MAX_UNPACKED_RATIO = 100
+_UNPACKED_FLOOR = 100 * 1024 * 1024
+
+
+def _zip_entries(upload) -> list[zipfile.ZipInfo] | None:
     position = upload.tell()
     upload.seek(0)
     try:
         with zipfile.ZipFile(upload) as archive:
-            return archive.namelist()
+            return archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return None
     finally:
@@ -98,10 +104,18 @@ def _zip_names(upload) -> list[str] | None:
 
 
 def check_office_file(upload, extension: str, *, label: str = "The file") -> None:
-    """An OOXML (.xlsx, .docx, .pptx) or OpenDocument (.odt) package, or any ZIP archive (.zip, .key)."""
-    names = _zip_names(upload)
-    if names is None:
+    """An OOXML (.xlsx, .docx, .pptx) or OpenDocument (.odt) package, or any ZIP archive (.zip, .key), that does not
+    unpack to far more than any real one (``MAX_UNPACKED_RATIO``)."""
+    entries = _zip_entries(upload)
+    if entries is None:
         raise ValidationError(f"{label} is named .{extension} but is not a .{extension} file.")
+    unpacked = sum(entry.file_size for entry in entries)
+    if unpacked > _UNPACKED_FLOOR and unpacked > MAX_UNPACKED_RATIO * max(upload.size or 0, 1):
+        raise ValidationError(
+            f"{label} unpacks to {unpacked // (1024 * 1024):,} MB, far more than a real .{extension} file: it was not "
+            "read. Save it again from the program that made it, or split it."
+        )
+    names = [entry.filename for entry in entries]
     part = _OOXML_PARTS.get(extension)
     if part and (part not in names or "[Content_Types].xml" not in names):
         raise ValidationError(f"{label} is named .{extension} but is not a .{extension} file.")

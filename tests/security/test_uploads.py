@@ -234,6 +234,27 @@ def test_it_refuses_an_import_file_over_the_size_limit(back_office, monkeypatch)
     assert not MemberImport.objects.exists()
 
 
+def test_it_refuses_a_workbook_that_unpacks_to_far_more_than_any_real_one(back_office):
+    """A "zip bomb": a small file whose parts unpack to gigabytes, to swamp whatever reads it."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+        with archive.open("xl/worksheets/sheet1.xml", "w") as sheet:
+            for _ in range(110):
+                sheet.write(b"<row/>" * 174_763)  # about 1 MB each: 110 MB, a few hundred KB once packed
+    bomb = buffer.getvalue()
+    assert len(bomb) < 1024 * 1024
+
+    response = back_office.post("/admin/engagement/import/", {"file": SimpleUploadedFile("members.xlsx", bomb)})
+
+    assert response.status_code == 400 and _message_shown(response, "far more than a real .xlsx file")
+    assert not MemberImport.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("name", "content"),
     [("members.csv", HEADER), ("members.xlsx", xlsx_bytes([["organisation_name"], ["Acme Robotics Ltd"]]))],
