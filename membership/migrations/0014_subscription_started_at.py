@@ -11,11 +11,13 @@ def set_started_at(apps, schema_editor):
 
     A membership started if it has its benefits now, had an invoice paid, went through grace (which only a paying
     member reaches), or ended having never been to Stripe at all: a membership imported from the spreadsheets the
-    platform replaces, as lapsed or cancelled (a request to join always has a Stripe checkout or subscription). A row made four weeks or more before its current period began had an earlier period
-    (a first period begins within a day of the checkout, or when the invoiced subscription is made): it started
-    when it was made. Otherwise its current period is its first, and it started with the first payment, or with
-    that period if no payment is recorded (an imported membership). An ended membership with none of these never
-    started: an abandoned checkout, or an unpaid first invoice."""
+    platform replaces, as lapsed or cancelled (a request to join always has a Stripe checkout or subscription).
+
+    A row made four weeks or more before its current period began had an earlier period (a first period begins
+    within a day of the checkout, or when the invoiced subscription is made): it started when it was made.
+    Otherwise its current period is its first, and it started with the first payment, or with that period if no
+    payment is recorded (an imported membership). An ended membership with none of these never started: an
+    abandoned checkout, or an unpaid first invoice."""
     Subscription = apps.get_model("membership", "Subscription")
     rows = Subscription.objects.filter(started_at__isnull=True).annotate(
         first_paid=Min("invoices__paid_at", filter=Q(invoices__status="paid"))
