@@ -15,7 +15,6 @@ from wagtail.admin.widgets.slug import SlugInput
 from benefits import admin_views
 from benefits.forms import PerkAdminForm
 from benefits.models import Perk, Provider
-from membership.admin_views import SafeSpreadsheetMixin
 
 
 def _codes_left(perk: Perk) -> str:
@@ -31,8 +30,8 @@ def _perk_url(perk: Perk) -> str:
     return reverse("benefits_perks:edit", args=[perk.pk])
 
 
-class PerkIndexView(SafeSpreadsheetMixin, IndexView):
-    """Perks with the codes they have left; their CSV and XLSX downloads neutralised, since members write offers."""
+class PerkIndexView(IndexView):
+    """Perks with the codes they have left."""
 
     def get_base_queryset(self):
         codes_left = Count("codes", filter=Q(codes__redemption__isnull=True))

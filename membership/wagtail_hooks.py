@@ -382,7 +382,6 @@ class InvoiceViewSet(ReadOnlyListingViewSet):
         Column("status", label="Status", accessor="get_status_display"),
         DateColumn("due_date", label="Due"),
     ]
-    index_view_class = admin_views.SafeIndexView
     list_filter = ["status", "paid_out_of_band"]
     search_fields = ["number", "po_number", "organisation__name"]
     search_backend_name = None
