@@ -126,6 +126,30 @@ def with_vat(pence: int) -> int:
     return pence + (pence * settings.VAT_RATE_PERCENT + 50) // 100
 
 
+def billed_online(subscription: Subscription) -> bool:
+    """Whether Stripe charges or invoices the membership (the demo stands in for it). One recorded before online
+    payment (imported from the spreadsheets it replaced) is paid as the membership team arranges it, until an admin
+    moves it online from the billing page (``billing_changes.start_paying_online``)."""
+    return settings.DEMO_PAYMENTS or bool(subscription.stripe_subscription_id)
+
+
+# Stripe Checkout refuses a trial that ends less than 48 hours ahead; a day more leaves time to finish it.
+ONLINE_PAYMENT_LEAD_TIME = timedelta(days=3)
+
+
+def may_pay_online(subscription: Subscription) -> bool:
+    """Whether the billing page offers to move this membership onto Stripe: recorded before online payment
+    (imported), active, renewing, and with its renewal far enough ahead for Stripe to take the first charge then."""
+    return (
+        not billed_online(subscription)
+        and subscription.status == Status.ACTIVE
+        and subscription.auto_renew
+        and not subscription.cancel_at_period_end
+        and subscription.current_period_end is not None
+        and subscription.current_period_end - timezone.now() >= ONLINE_PAYMENT_LEAD_TIME
+    )
+
+
 def billing_page_path(organisation: Organisation) -> str:
     """The portal's billing page (``membership:billing``), spelt out: it is the contract with Stripe's
     success and cancel URLs, which must not change with the URLconf."""
@@ -923,6 +947,9 @@ def _on_invoice(invoice: dict, *, failed: bool) -> None:
         logger.info("Invoice %s is not for one of our subscriptions", invoice.get("id"))
         return
     invoice = _current("invoice", invoice)
+    if _nothing_to_pay(invoice):  # a membership moved online pays nothing until its renewal: no invoice to list
+        _sync_subscription(subscription, _current("subscription", reference))
+        return
     lapsed = subscription.status == Status.LAPSED
     already_paid = lapsed and Invoice.objects.filter(stripe_invoice_id=invoice["id"], status="paid").exists()
     row = _sync_invoice(invoice, subscription)
@@ -931,6 +958,12 @@ def _on_invoice(invoice: dict, *, failed: bool) -> None:
     _sync_subscription(subscription, stripe_subscription, unpaid=unpaid)
     if lapsed and row.status == Invoice.Status.PAID and not already_paid and subscription.status == Status.LAPSED:
         _record_paid_after_lapse(row, subscription)
+
+
+def _nothing_to_pay(invoice: dict) -> bool:
+    """The invoice Stripe raises, for nothing, when a subscription starts with a trial: how a membership paid
+    offline moves online, its first charge at its renewal (``billing_changes.start_paying_online``)."""
+    return invoice.get("billing_reason") == "subscription_create" and invoice.get("amount_due") == 0
 
 
 def _failure_means_unpaid(invoice: dict, stripe_subscription: dict) -> bool:
@@ -1064,6 +1097,11 @@ def _sync_subscription(subscription: Subscription, data: dict, *, unpaid: bool =
         return
     if lapsed and not _may_reinstate(subscription, _copied_period(data)[1]):
         return
+    moved_online = (
+        subscription.stripe_subscription_id is None
+        and subscription.status == Status.ACTIVE
+        and not settings.DEMO_PAYMENTS  # the demo's stand-in ids are no payments
+    )
     subscription.stripe_subscription_id = subscription.stripe_subscription_id or data["id"]
     terms_before = {field: getattr(subscription, field) for field in _TERMS}
     row_before = _synced_fields(subscription)
@@ -1089,8 +1127,22 @@ def _sync_subscription(subscription: Subscription, data: dict, *, unpaid: bool =
             # Whichever of Stripe's events says so first (the subscription's update or the invoice's failure; they
             # come in no fixed order), becoming past due means a payment failed: the member is asked to fix it.
             _queue_payment_failed_notice(subscription)
+    if moved_online:
+        _audit_moved_online(subscription)
     _audit_terms(subscription, terms_before)
     _audit_renewal(subscription, period_end_before)
+
+
+def _audit_moved_online(subscription: Subscription) -> None:
+    how = "its card is charged" if subscription.payment_method == PaymentMethod.CARD else "Stripe sends the invoice"
+    renews = timezone.localdate(subscription.current_period_end) if subscription.current_period_end else None
+    record_audit(
+        "billing.subscription.moved_online",
+        f"The membership, paid offline until now, is paid through Stripe: {how} at each renewal"
+        + (f", the first on {renews:%-d %B %Y}" if renews else ""),
+        organisation_id=subscription.organisation_id,
+        changes={"stripe_subscription_id": [None, subscription.stripe_subscription_id]},
+    )
 
 
 def _audit_renewal(subscription: Subscription, period_end_before: datetime | None) -> None:
@@ -1202,6 +1254,10 @@ def _copied_period(data: dict) -> tuple[datetime | None, datetime | None]:
 
 def _copy_period(subscription: Subscription, data: dict) -> None:
     start, end = _copied_period(data)
+    if data.get("status") == "trialing" and subscription.current_period_start and start:
+        # A membership paid offline and moved online: Stripe's trial runs from the move to the renewal, inside the
+        # period the organisation already paid for, which still began when it began.
+        start = min(start, subscription.current_period_start)
     if start and end:
         subscription.current_period_start, subscription.current_period_end = start, end
 

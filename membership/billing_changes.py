@@ -55,16 +55,20 @@ from membership.billing import (
     _ensure_customer,
     _ensure_product,
     _ensure_vat_rate,
+    _expire_checkout,
     _first_item,
     _id,
     _locked,
     _metadata,
     _price_or_refuse,
     _require_admin,
+    _sync_subscription,
     _tier_for_product,
+    billed_online,
     billing_page_url,
     demo_product_id,
     format_pence,
+    may_pay_online,
     one_period_later,
     po_number_fields,
     with_vat,
@@ -156,6 +160,7 @@ def _check_tier_change(subscription: Subscription, tier: Tier) -> tuple[int, boo
     organisation = subscription.organisation
     if tier == subscription.tier:
         raise MembershipError(f"{organisation} is already a {tier} member.")
+    _refuse_if_offline(subscription, "a change of tier")
     if subscription.scheduled_tier_id:
         raise MembershipError(
             f"{organisation} moves to {subscription.scheduled_tier} at renewal. Keep {subscription.tier} "
@@ -331,6 +336,7 @@ def switch_to_invoice(organisation: Organisation, actor: User, po_number: str) -
         subscription = _live_locked(organisation, _CHANGEABLE)
         if subscription.payment_method == PaymentMethod.INVOICE:
             raise MembershipError(f"{organisation} already pays by invoice.")
+        _refuse_if_offline(subscription, "a change of payment")
         if subscription.interval != Subscription.Interval.YEAR:
             raise MembershipError("Invoices are annual. Monthly memberships are paid by card; please contact us.")
         _refuse_if_with_stripe(subscription, "collection_method", "send_invoice", "The switch to invoices")
@@ -385,6 +391,7 @@ def start_switch_to_card(organisation: Organisation, actor: User) -> str:
         subscription = _live_locked(organisation, _CHANGEABLE)
         if subscription.payment_method == PaymentMethod.CARD:
             raise MembershipError(f"{organisation} already pays by card.")
+        _refuse_if_offline(subscription, "a change of payment")
         if subscription.scheduled_tier_id:
             raise MembershipError(
                 f"{organisation} moves to {subscription.scheduled_tier} at renewal. Keep {subscription.tier} "
@@ -458,6 +465,143 @@ def on_card_setup_completed(session: dict) -> None:
 def _retrieve_setup_session(session_id: str) -> dict:
     client = stripe_api.client()
     return client.v1.checkout.sessions.retrieve(session_id, params={"expand": ["setup_intent"]}).to_dict()
+
+
+# Moving a membership paid offline onto Stripe -------------------------------------------------------------------
+
+
+@_new_keys_after_stripe_fails
+def start_paying_online(organisation: Organisation, actor: User, payment_method: str, po_number: str = "") -> str:
+    """Move a membership recorded before online payment (imported from a spreadsheet, paid as the team arranged)
+    onto Stripe from its next renewal, by card or by invoice. Returns where to send the admin: Stripe Checkout to
+    save a card, or the billing page with what was done.
+
+    The period already paid for is not charged again: the Stripe subscription starts with a trial that ends when
+    the period does (``trial_end``), so its first charge, or its first invoice, is the renewal, at the tier's price
+    now. By card, nothing changes until Stripe confirms the checkout; the webhook links our row to the Stripe
+    subscription (``billing._sync_subscription``) and audits it. By invoice, the subscription is made at once (no
+    card to collect) and linked here. Refused, with nothing written: not an admin, a membership already billed
+    online or not active, set to end, renewing within ``billing.ONLINE_PAYMENT_LEAD_TIME``, a monthly membership by
+    invoice, no price for the tier, a missing PO number where the organisation needs one, or Stripe failing.
+    A card checkout started earlier and left open is closed first, so only one can be completed.
+    """
+    _require_admin(organisation, actor)
+    by_invoice = payment_method == PaymentMethod.INVOICE
+    po_number = po_number.strip() if by_invoice else ""
+    if by_invoice and organisation.needs_purchase_order and not po_number:
+        raise MembershipError(f"{organisation}'s invoices must quote a purchase order number. Please add one.")
+    found = _live(organisation, _CHANGEABLE)
+    _check_may_pay_online(found, by_invoice)  # before Stripe makes anything
+    stripe_ids = (_ensure_customer(organisation), _ensure_product(found.tier), _ensure_vat_rate())
+    with transaction.atomic():
+        subscription = _live_locked(organisation, _CHANGEABLE)
+        if subscription.tier_id != found.tier_id:
+            raise MembershipError(f"{organisation}'s membership has just changed. Please try again.")
+        amount = _check_may_pay_online(subscription, by_invoice)  # again, under the lock
+        _close_open_online_checkout(subscription)
+        number = _next_change(subscription)
+        params = _online_params(subscription, amount, stripe_ids, po_number)
+        if by_invoice:
+            return _pay_online_by_invoice(subscription, actor, params, number)
+        checkout = {
+            "mode": "subscription",
+            "customer": params["customer"],
+            "client_reference_id": str(subscription.pk),
+            "line_items": [{"quantity": 1, **params["items"][0]}],
+            "metadata": {**_metadata(subscription), "change": str(number)},
+            "subscription_data": {key: params[key] for key in ("metadata", "description", "trial_end")},
+            "success_url": billing_page_url(organisation, "?online=card"),
+            "cancel_url": billing_page_url(organisation, "?checkout=cancelled"),
+        }
+        key = _key(subscription, number, "online-card")
+        session = _call(
+            lambda client: client.v1.checkout.sessions.create(params=checkout, options=stripe_api.options(key))
+        )
+        subscription.stripe_checkout_session_id = session.id
+        subscription.save(update_fields=["stripe_checkout_session_id", "changes_requested"])
+        record_audit(
+            "billing.subscription.online_payment_started",
+            f"{actor} started saving a card to pay {organisation}'s membership from its renewal on "
+            f"{_long_date(subscription.current_period_end)}",
+            actor=actor,
+            organisation=organisation,
+        )
+        return session.url
+
+
+def _check_may_pay_online(subscription: Subscription, by_invoice: bool) -> int:
+    """The price the renewal will be charged at, if the membership may move online; otherwise ``MembershipError``."""
+    organisation = subscription.organisation
+    if settings.DEMO_PAYMENTS or subscription.stripe_subscription_id:
+        raise MembershipError(f"{organisation}'s membership is already paid online.")
+    if subscription.cancel_at_period_end or not subscription.auto_renew:
+        _refuse_while_ending(subscription)
+    if not may_pay_online(subscription):
+        raise MembershipError(
+            f"{organisation}'s membership renews on {_long_date(subscription.current_period_end)}, too soon to set "
+            "up online payment before it. Please reply to your renewal e-mail and we will arrange this payment."
+        )
+    if by_invoice and subscription.interval != Subscription.Interval.YEAR:
+        raise MembershipError("Invoices are annual. Monthly memberships are paid by card; please contact us.")
+    return _price_or_refuse(subscription.tier, organisation, subscription.interval)
+
+
+def _close_open_online_checkout(subscription: Subscription) -> None:
+    """Close a card checkout started earlier for this membership, so that it cannot be completed as well."""
+    if not subscription.stripe_checkout_session_id:
+        return
+    _expire_checkout(subscription)
+    subscription.stripe_checkout_session_id = None
+
+
+def _online_params(subscription: Subscription, amount: int, stripe_ids: tuple, po_number: str) -> dict:
+    """The Stripe subscription that takes over from the renewal: the tier at its price now, VAT on it, and a trial
+    until the period paid for ends."""
+    customer_id, product_id, vat_rate_id = stripe_ids
+    description = f"{subscription.tier} membership for {subscription.organisation}"
+    return {
+        "customer": customer_id,
+        "items": [
+            {
+                "price_data": _price_data(subscription.tier, amount, subscription.interval, product_id),
+                "tax_rates": [vat_rate_id],
+            }
+        ],
+        "trial_end": int(subscription.current_period_end.timestamp()),
+        "description": f"{description}, PO {po_number}" if po_number else description,
+        "metadata": {**_metadata(subscription), **({"po_number": po_number} if po_number else {})},
+    }
+
+
+def _pay_online_by_invoice(subscription: Subscription, actor: User, params: dict, number: int) -> str:
+    organisation = subscription.organisation
+    fields = po_number_fields(params["metadata"].get("po_number", ""))
+    key = _key(subscription, number, "online-po", fields)
+    customer_id = params["customer"]
+    _call(lambda client: client.v1.customers.update(customer_id, params=fields, options=stripe_api.options(key)))
+    params = {**params, "collection_method": "send_invoice", "days_until_due": INVOICE_DAYS_UNTIL_DUE}
+    key = _key(subscription, number, "online-invoice", params)
+    created = _call(
+        lambda client: client.v1.subscriptions.create(
+            params={**params, "expand": ["latest_invoice"]}, options=stripe_api.options(key)
+        )
+    ).to_dict()
+    subscription.po_number = params["metadata"].get("po_number", "")
+    subscription.save(update_fields=["po_number", "stripe_checkout_session_id", "changes_requested"])
+    record_audit(
+        "billing.subscription.online_payment_started",
+        f"{actor} asked for {organisation}'s membership to be invoiced through Stripe from its renewal on "
+        f"{_long_date(subscription.current_period_end)}"
+        + (f", PO {subscription.po_number}" if subscription.po_number else ""),
+        actor=actor,
+        organisation=organisation,
+        changes={"po_number": [None, subscription.po_number]} if subscription.po_number else None,
+    )
+    _sync_subscription(subscription, created)
+    return (
+        f"From the renewal on {_long_date(subscription.current_period_end)}, Stripe will send {organisation} an "
+        f"invoice payable within {INVOICE_DAYS_UNTIL_DUE} days. Nothing is owed until then."
+    )
 
 
 # Withdrawing a request to join by invoice -----------------------------------------------------------------------
@@ -546,6 +690,7 @@ def cancel_at_period_end(organisation: Organisation, actor: User) -> str:
         subscription.scheduled_tier = None
         subscription.save(update_fields=["scheduled_tier", "stripe_schedule_id", "changes_requested"])
         _set_cancel_at_period_end(subscription, number, True)
+        offline = not billed_online(subscription)
         changes = {"cancel_at_period_end": [False, True]}
         if dropped:
             changes["scheduled_tier"] = [dropped.name, None]
@@ -557,7 +702,8 @@ def cancel_at_period_end(organisation: Organisation, actor: User) -> str:
             organisation=organisation,
             changes=changes,
         )
-        return f"{organisation}'s membership will end on {ends}. You can change your mind until then.{_confirming()}"
+        confirming = "" if offline else _confirming()
+        return f"{organisation}'s membership will end on {ends}. You can change your mind until then.{confirming}"
 
 
 @_new_keys_after_stripe_fails
@@ -583,10 +729,19 @@ def resume_membership(organisation: Organisation, actor: User) -> str:
             organisation=organisation,
             changes={"cancel_at_period_end": [True, False]},
         )
-        return f"{organisation}'s membership will renew as before.{_confirming()}"
+        return (
+            f"{organisation}'s membership will renew as before.{_confirming() if billed_online(subscription) else ''}"
+        )
 
 
 def _set_cancel_at_period_end(subscription: Subscription, number: int, cancel: bool) -> None:
+    if not billed_online(subscription):
+        # Nothing at Stripe: our row is the membership. A card checkout left open to move it online is closed, so
+        # it cannot be completed later with the membership renewing after all.
+        _close_open_online_checkout(subscription)
+        subscription.cancel_at_period_end = cancel
+        subscription.save(update_fields=["cancel_at_period_end", "stripe_checkout_session_id"])
+        return
     if settings.DEMO_PAYMENTS:
         state = _demo_state(subscription, cancel_at_period_end=cancel)
         _deliver_demo_event(_demo_event_id(subscription, number), "customer.subscription.updated", state)
@@ -652,6 +807,15 @@ def _live(organisation: Organisation, statuses: list[str], *, lock: bool = False
             f"{organisation}'s last payment has not arrived. Please settle it first (see your invoices below)."
         )
     return subscription
+
+
+def _refuse_if_offline(subscription: Subscription, change: str) -> None:
+    """A membership Stripe does not bill (paid as the membership team arranged) has nothing at Stripe to change."""
+    if not billed_online(subscription):
+        raise MembershipError(
+            f"{subscription.organisation}'s membership is paid as arranged with the membership team, so {change} "
+            "is theirs to make. Set up online payment on this page first, or contact us."
+        )
 
 
 def _refuse_while_ending(subscription: Subscription) -> None:

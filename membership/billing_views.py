@@ -67,6 +67,32 @@ class SwitchToInvoiceForm(forms.Form):
         )
 
 
+class PayOnlineForm(forms.Form):
+    """Moving a membership paid as the membership team arranged onto Stripe, from its renewal."""
+
+    payment_method = forms.ChoiceField(
+        label="From the renewal, pay by",
+        choices=Subscription.PaymentMethod.choices,
+        initial=Subscription.PaymentMethod.CARD,
+        widget=forms.RadioSelect,
+    )
+    po_number = forms.CharField(label="Purchase order number", max_length=50, required=False)
+
+    def __init__(self, *args, organisation: Organisation, **kwargs):
+        self.organisation = organisation
+        super().__init__(*args, **kwargs)
+        self.fields["po_number"].help_text = "For invoices: printed on each one." + (
+            " Your organisation needs one." if organisation.needs_purchase_order else ""
+        )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        by_invoice = data.get("payment_method") == Subscription.PaymentMethod.INVOICE
+        if by_invoice and self.organisation.needs_purchase_order and not data.get("po_number", "").strip():
+            self.add_error("po_number", "Your organisation needs a purchase order number on its invoices.")
+        return data
+
+
 def _joinable_organisations(request: HttpRequest) -> list[Organisation]:
     """The user's organisations that they administer and that have no live subscription."""
     if not request.user.is_authenticated:
@@ -147,6 +173,10 @@ _RETURN_MESSAGES = {
         "Thank you: your card is saved. Your membership is paid by card from now on.",
     ),
     ("card", "cancelled"): (messages.INFO, "No card was saved; your membership is still paid by invoice."),
+    ("online", "card"): (
+        messages.SUCCESS,
+        "Thank you: your card is saved. It is charged when your membership renews, and not before.",
+    ),
 }
 
 
@@ -166,6 +196,7 @@ def _billing_page(
     renew_form: JoinForm | None = None,
     invoice_form: SwitchToInvoiceForm | None = None,
     tier_form: TierChangeForm | None = None,
+    online_form: PayOnlineForm | None = None,
     status: int = 200,
 ) -> HttpResponse:
     """The page every member sees; an admin also gets the forms that change the membership. A form given here
@@ -185,7 +216,13 @@ def _billing_page(
         context["renew_form"] = renew_form or _renew_form(organisation, history[0] if history else None)
         chosen = renew_form.cleaned_data.get("tier") if renew_form and hasattr(renew_form, "cleaned_data") else None
         context["renew_tier"] = chosen or (history[0].tier if history else None)
-    if membership.is_admin and live is not None and live.status == Subscription.Status.ACTIVE:
+    if live is not None and not billing.billed_online(live):
+        # Paid as the membership team arranged (imported): nothing at Stripe to change; it can move online.
+        context["offline"] = True
+        if membership.is_admin and (online_form is not None or billing.may_pay_online(live)):
+            context["online_form"] = online_form or PayOnlineForm(organisation=organisation)
+            context["online_price"] = billing.price_for(live.tier, organisation, live.interval)
+    elif membership.is_admin and live is not None and live.status == Subscription.Status.ACTIVE:
         context["tier_options"] = _tier_options(organisation, live)
         context["tier_form"] = tier_form
         context["invoice_form"] = invoice_form or SwitchToInvoiceForm(
@@ -351,3 +388,25 @@ def withdraw_application(request: HttpRequest, organisation: Organisation, membe
 def resume_membership(request: HttpRequest, organisation: Organisation, membership) -> HttpResponse:
     """Take back a cancellation before the period ends."""
     return _done(request, organisation, lambda: billing_changes.resume_membership(organisation, request.user))
+
+
+@organisation_view(admin_only=True)
+@require_POST
+def pay_online(request: HttpRequest, organisation: Organisation, membership) -> HttpResponse:
+    """Move a membership paid as the membership team arranged onto Stripe, from its renewal: to Stripe Checkout to
+    save a card, or an invoice from Stripe at the renewal. Refused: the form again, with what was chosen and typed."""
+    form = PayOnlineForm(request.POST, organisation=organisation)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            done = billing_changes.start_paying_online(
+                organisation, request.user, data["payment_method"], data["po_number"]
+            )
+        except MembershipError as error:
+            form.add_error(None, str(error))
+        else:
+            if data["payment_method"] == Subscription.PaymentMethod.CARD:
+                return redirect(done)
+            messages.success(request, done)
+            return redirect("membership:billing", organisation.slug)
+    return _billing_page(request, organisation, membership, online_form=form, status=400)

@@ -25,7 +25,7 @@ from django.utils.dateformat import format as date_format
 
 from config.celery import queue_on_commit
 from config.emails import send_email
-from membership.billing import billing_page_url, format_pence, price_for, with_vat
+from membership.billing import billed_online, billing_page_url, format_pence, may_pay_online, price_for, with_vat
 from membership.models import BillingNotice, Invoice, Organisation, OrganisationMember, Subscription, Tier
 from membership.services import diff, record_audit
 
@@ -99,17 +99,11 @@ def _renews(subscription: Subscription) -> bool:
     return subscription.auto_renew and not subscription.cancel_at_period_end
 
 
-def _billed_online(subscription: Subscription) -> bool:
-    """Whether Stripe charges or invoices the membership (the demo stands in for it). One recorded before online
-    payment (imported from the spreadsheets it replaced) is paid as the membership team arranges it."""
-    return settings.DEMO_PAYMENTS or bool(subscription.stripe_subscription_id)
-
-
 def _charges_card(subscription: Subscription) -> bool:
     return (
         subscription.payment_method == Subscription.PaymentMethod.CARD
         and _renews(subscription)
-        and _billed_online(subscription)
+        and billed_online(subscription)
     )
 
 
@@ -494,7 +488,8 @@ def _email_context(subscription: Subscription, kind: str) -> dict:
         "per": "month" if subscription.interval == Subscription.Interval.MONTH else "year",
         "renews": _renews(subscription),
         "by_card": subscription.payment_method == Subscription.PaymentMethod.CARD,
-        "billed_online": _billed_online(subscription),
+        "billed_online": billed_online(subscription),
+        "may_pay_online": may_pay_online(subscription),
         "period_end": subscription.current_period_end,
         "link": billing_page_url(subscription.organisation),
     }

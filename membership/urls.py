@@ -40,4 +40,5 @@ urlpatterns = [
     path("org/<slug:slug>/billing/cancel/", billing_views.cancel_membership, name="cancel_membership"),
     path("org/<slug:slug>/billing/resume/", billing_views.resume_membership, name="resume_membership"),
     path("org/<slug:slug>/billing/withdraw/", billing_views.withdraw_application, name="withdraw_application"),
+    path("org/<slug:slug>/billing/pay-online/", billing_views.pay_online, name="pay_online"),
 ]

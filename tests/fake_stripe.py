@@ -138,14 +138,16 @@ class FakeStripe:
         with self._lock:
             session = self.objects[session_id]
             price = session["line_items"][0]["price_data"]
+            subscription_data = session.get("subscription_data") or {}
             subscription = self._new_subscription(
                 customer=session["customer"],
                 price=price,
                 collection_method="charge_automatically",
-                metadata=(session.get("subscription_data") or {}).get("metadata", {}),
+                metadata=subscription_data.get("metadata", {}),
                 tax_rates=session["line_items"][0].get("tax_rates"),
+                trial_end=subscription_data.get("trial_end"),
             )
-            invoice = self._new_invoice(subscription, status="paid")
+            invoice = self._first_invoice(subscription)
             session.update(status="complete", payment_status="paid", subscription=subscription["id"])
             return session, subscription, invoice
 
@@ -168,11 +170,14 @@ class FakeStripe:
 
     def renew(self, subscription_id: str, *, paid: bool) -> dict:
         """Stripe rolls the period on and raises the renewal invoice: paid, or with its payment failed. A
-        schedule's next phase, if it starts now, sets the new period's price first."""
+        schedule's next phase, if it starts now, sets the new period's price first. A trial's end starts the first
+        paid period, a whole interval long."""
         with self._lock:
             subscription = self.objects[subscription_id]
             item = subscription["items"]["data"][0]
             length = item["current_period_end"] - item["current_period_start"]
+            if subscription["status"] == "trialing":
+                length = MONTH if item["price"]["recurring"]["interval"] == "month" else YEAR
             self._apply_next_phase(subscription, at=item["current_period_end"])
             item["current_period_start"] = item["current_period_end"]
             item["current_period_end"] += length
@@ -319,24 +324,37 @@ class FakeStripe:
         return session
 
     def _new_subscription(
-        self, *, customer: str, price: dict, collection_method: str, metadata: dict, tax_rates=None, **extra
+        self,
+        *,
+        customer: str,
+        price: dict,
+        collection_method: str,
+        metadata: dict,
+        tax_rates=None,
+        trial_end=None,
+        **extra,
     ) -> dict:
+        """A new subscription, its first period starting now; with ``trial_end``, a free trial until then (Stripe
+        refuses one that ends less than two days ahead in a checkout, and any in the past)."""
         now = int(time.time())
         length = MONTH if price["recurring"]["interval"] == "month" else YEAR
+        if trial_end is not None and int(trial_end) <= now:
+            raise StripeFailure(400, "invalid_request_error", "`trial_end` must be in the future.")
         item_price = self._price(price)
         item = {
             "id": self._new_id("si"),
             "price": item_price,
             "tax_rates": self._tax_rates(tax_rates),
             "current_period_start": now,
-            "current_period_end": now + length,
+            "current_period_end": int(trial_end) if trial_end is not None else now + length,
         }
         return self._store(
             {
                 "id": self._new_id("sub"),
                 "object": "subscription",
                 "customer": customer,
-                "status": "active",
+                "status": "active" if trial_end is None else "trialing",
+                "trial_end": int(trial_end) if trial_end is not None else None,
                 "collection_method": collection_method,
                 "cancel_at_period_end": False,
                 "ended_at": None,
@@ -409,11 +427,18 @@ class FakeStripe:
             tax_rates=item.get("tax_rates"),
             description=params.get("description"),
             days_until_due=params.get("days_until_due"),
+            trial_end=params.get("trial_end"),
         )
-        self._new_invoice(
-            subscription, status="open" if subscription["collection_method"] == "send_invoice" else "paid"
-        )
+        self._first_invoice(subscription)
         return self._expanded(subscription, params)
+
+    def _first_invoice(self, subscription: dict) -> dict:
+        """The invoice a new subscription starts with: nothing to pay for a trial (Stripe marks it paid), else the
+        first period's, paid by the card or open until the invoice is paid."""
+        if subscription["status"] == "trialing":
+            return self._new_invoice(subscription, status="paid", amount=0, reason="subscription_create")
+        open_or_paid = "open" if subscription["collection_method"] == "send_invoice" else "paid"
+        return self._new_invoice(subscription, status=open_or_paid, reason="subscription_create")
 
     def _update_subscription(self, params: dict, id: str) -> dict:
         subscription = self._found(id)

@@ -379,7 +379,8 @@ def test_a_membership_stripe_does_not_bill_gets_no_charge_notice_and_is_told_how
     run(renewals.send_renewal_reminders, now=NOW)
     [message] = [message for message in mailoutbox if message.to[0] == BILLING]
     for body in _bodies(message):
-        assert "not set up for payment online yet. Please reply to this e-mail" in body
+        assert "not set up for payment online yet. You can set it up on your billing page" in body
+        assert "or reply to this e-mail and we will arrange the renewal's payment with you" in body
         assert "charged automatically" not in body
 
     mailoutbox.clear()  # the renewal passes unpaid: grace, and the same plain words

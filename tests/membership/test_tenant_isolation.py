@@ -185,6 +185,8 @@ class Endpoint:
     changes_state: bool = True
     # The state the organisation's own admin needs for the POST to succeed (a live membership to change, ...).
     prepare: Callable[[Tenant], None] | None = None
+    # The POST succeeds only with Stripe configured (the local fake), not in demo mode.
+    stripe: bool = False
 
     def __str__(self) -> str:
         return self.name
@@ -337,6 +339,13 @@ ENDPOINTS = [
         lambda t: {},
         prepare=lambda t: _subscribe(t, "invoice", status=Subscription.Status.PENDING),
     ),
+    Endpoint(
+        "pay_online",
+        lambda t: reverse("membership:pay_online", args=[t.slug]),
+        lambda t: {"payment_method": "card"},
+        prepare=lambda t: _subscribe(t, "card"),  # recorded before online payment: no Stripe ids
+        stripe=True,
+    ),
 ]
 
 
@@ -407,8 +416,10 @@ def _request(client, method: str, endpoint: Endpoint, target: Tenant):
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=str)
-def test_the_organisations_own_admin_reaches_every_url(client, world, endpoint):
+def test_the_organisations_own_admin_reaches_every_url(client, world, endpoint, request):
     user = world.a.member if endpoint.name == "leave" else world.a.admin  # the only admin may not leave
+    if endpoint.stripe:
+        request.getfixturevalue("fake_stripe")
     client.force_login(user)
     if endpoint.prepare:
         endpoint.prepare(world.a)

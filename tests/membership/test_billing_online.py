@@ -1,0 +1,304 @@
+"""A membership recorded before online payment (imported from the spreadsheets the platform replaces) moves onto
+Stripe from the billing page, against the local fake Stripe: by card through Checkout, or by invoice, with its
+first charge at the renewal, never for the period already paid for. Until then, nothing on the billing page asks
+Stripe to change a subscription it does not have."""
+
+import re
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+from django.utils import timezone
+
+from config.emails import send_email
+from membership import billing, billing_changes, renewals
+from membership.models import AuditEntry, Invoice, Organisation, OrganisationMember, OrganisationType, Subscription
+from membership.services import MembershipError
+from tests import factories
+from tests.membership.conftest import deliver, fresh
+
+Status = Subscription.Status
+
+
+def _imported(organisation: Organisation, tier, *, days_left: int = 120, **fields) -> Subscription:
+    """An active membership as the import records it: paid as the team arranged, no Stripe ids."""
+    now = timezone.now()
+    fields.setdefault("payment_method", Subscription.PaymentMethod.CARD)
+    return Subscription.objects.create(
+        organisation=organisation,
+        tier=tier,
+        status=Status.ACTIVE,
+        amount_pence=100_000,  # last year's price, from the spreadsheet
+        current_period_start=now - timedelta(days=365 - days_left),
+        current_period_end=now + timedelta(days=days_left),
+        started_at=now - timedelta(days=800),
+        **fields,
+    )
+
+
+@pytest.fixture
+def imported(fake_stripe, robotics, growth, billing_admin) -> SimpleNamespace:
+    return SimpleNamespace(
+        subscription=_imported(robotics, growth), organisation=robotics, admin=billing_admin, fake=fake_stripe
+    )
+
+
+@pytest.fixture
+def council(fake_stripe, growth) -> SimpleNamespace:
+    admin = factories.make_user("procurement@gateshead.example")
+    organisation = factories.make_organisation(
+        "Gateshead Council", organisation_type=OrganisationType.PUBLIC_SECTOR, needs_purchase_order=True
+    )
+    factories.add_member(organisation, admin, OrganisationMember.Role.ADMIN)
+    subscription = _imported(organisation, growth, payment_method=Subscription.PaymentMethod.INVOICE)
+    return SimpleNamespace(subscription=subscription, organisation=organisation, admin=admin, fake=fake_stripe)
+
+
+def actions(organisation: Organisation) -> list[str]:
+    return list(AuditEntry.objects.filter(organisation=organisation).order_by("pk").values_list("action", flat=True))
+
+
+def stripe_writes(fake) -> list:
+    return [request for request in fake.requests if request.method in ("POST", "DELETE")]
+
+
+def test_the_billing_page_offers_online_payment_and_hides_what_only_stripe_could_change(client, imported):
+    client.force_login(imported.admin)
+
+    page = client.get(reverse("membership:billing", args=[imported.organisation.slug])).content.decode()
+
+    assert "Pay online from your renewal" in page
+    assert "at £1,200 a year + VAT" in page  # the tier's price now, not last year's
+    assert "Arrangement with the membership team" in page
+    assert "Change card" not in page and "Change tier" not in page and "Pay by invoice instead" not in page
+    assert "Cancel at the end of the period" in page
+
+
+def test_a_member_who_is_not_an_admin_sees_no_offer(client, imported):
+    colleague = factories.make_user("engineer@tyne-robotics.example")
+    factories.add_member(imported.organisation, colleague)
+    client.force_login(colleague)
+
+    page = client.get(reverse("membership:billing", args=[imported.organisation.slug])).content.decode()
+
+    assert "Pay online from your renewal" not in page
+    assert "Only your organisation's admins can change the membership." in page
+
+
+def test_by_card_checkout_starts_a_trial_to_the_renewal_and_the_webhook_links_the_membership(client, imported):
+    subscription, organisation, fake = imported.subscription, imported.organisation, imported.fake
+    period_start, period_end = subscription.current_period_start, subscription.current_period_end
+    client.force_login(imported.admin)
+
+    response = client.post(reverse("membership:pay_online", args=[organisation.slug]), {"payment_method": "card"})
+
+    assert response.status_code == 302 and response["Location"].startswith("https://checkout.stripe.test/")
+    [created] = fake.calls("POST", "/v1/checkout/sessions")
+    assert created.idempotency_key == f"sub-{subscription.pk}-change-1-online-card"
+    assert created.params["mode"] == "subscription"
+    assert created.params["subscription_data"]["trial_end"] == str(int(period_end.timestamp()))
+    assert created.params["subscription_data"]["metadata"]["subscription_id"] == str(subscription.pk)
+    assert created.params["line_items"][0]["price_data"]["unit_amount"] == "120000"
+    pending = fresh(subscription)
+    assert pending.stripe_subscription_id is None
+    assert fake.get(pending.stripe_checkout_session_id)["status"] == "open"
+    assert actions(organisation) == ["billing.subscription.online_payment_started"]
+
+    # The admin saves a card: Stripe starts the subscription in a trial, with a paid invoice for nothing.
+    session, stripe_subscription, zero = fake.complete_checkout(pending.stripe_checkout_session_id)
+    assert (stripe_subscription["status"], zero["amount_due"]) == ("trialing", 0)
+    assert deliver(client, "invoice.paid", zero).status_code == 200  # it may come first
+    assert deliver(client, "checkout.session.completed", session).status_code == 200
+
+    linked = fresh(subscription)
+    assert linked.stripe_subscription_id == stripe_subscription["id"]
+    assert (linked.status, linked.payment_method, linked.amount_pence) == (Status.ACTIVE, "card", 120_000)
+    assert linked.current_period_start == period_start  # the period paid for still began when it began
+    assert abs(linked.current_period_end - period_end) < timedelta(seconds=1)
+    assert not Invoice.objects.filter(organisation=organisation).exists()  # nothing was owed
+    assert actions(organisation)[1:] == ["billing.subscription.moved_online", "billing.subscription.updated"]
+    moved = AuditEntry.objects.get(action="billing.subscription.moved_online")
+    assert "its card is charged at each renewal" in moved.summary
+    organisation.refresh_from_db()
+    assert organisation.stripe_customer_id == session["customer"]
+    assert billing.billed_online(linked) and not billing.may_pay_online(linked)
+
+    # At the renewal Stripe charges the card: the first real invoice, and a year more.
+    renewal = fake.renew(stripe_subscription["id"], paid=True)
+    assert deliver(client, "invoice.paid", renewal).status_code == 200
+    renewed = fresh(subscription)
+    assert renewed.current_period_end - linked.current_period_end > timedelta(days=364)
+    invoice = Invoice.objects.get(organisation=organisation)
+    assert (invoice.status, invoice.amount_due_pence) == (Invoice.Status.PAID, 144_000)
+    assert "billing.subscription.renewed" in actions(organisation)
+
+
+def test_by_invoice_stripe_invoices_from_the_renewal_and_the_row_is_linked_at_once(client, council):
+    subscription, organisation, fake = council.subscription, council.organisation, council.fake
+    client.force_login(council.admin)
+    url = reverse("membership:pay_online", args=[organisation.slug])
+
+    # A council's invoices need a PO number: refused, with the choice kept and nothing at Stripe.
+    refused = client.post(url, {"payment_method": "invoice", "po_number": "  "})
+    assert refused.status_code == 400
+    page = refused.content.decode()
+    assert "Your organisation needs a purchase order number on its invoices." in page
+    assert re.search(r'<input type="radio" name="payment_method" value="invoice"[^>]* checked', page)
+    assert stripe_writes(fake) == []
+
+    response = client.post(url, {"payment_method": "invoice", "po_number": "PO-9001"}, follow=True)
+
+    [message] = [str(m) for m in get_messages(response.wsgi_request)]
+    assert "Stripe will send Gateshead Council an invoice payable within 30 days" in message
+    [created] = fake.calls("POST", "/v1/subscriptions")
+    assert created.params["collection_method"] == "send_invoice"
+    assert created.params["days_until_due"] == "30"
+    assert created.params["trial_end"] == str(int(subscription.current_period_end.timestamp()))
+    assert created.params["metadata"]["po_number"] == "PO-9001"
+    assert created.idempotency_key.startswith(f"sub-{subscription.pk}-change-1-online-invoice-")
+    customer = fake.get(created.params["customer"])
+    assert customer["invoice_settings"]["custom_fields"] == [{"name": "PO number", "value": "PO-9001"}]
+    linked = fresh(subscription)
+    assert fake.get(linked.stripe_subscription_id)["status"] == "trialing"
+    assert (linked.status, linked.payment_method, linked.po_number) == (Status.ACTIVE, "invoice", "PO-9001")
+    assert linked.current_period_start == subscription.current_period_start
+    assert not Invoice.objects.filter(organisation=organisation).exists()
+    assert actions(organisation) == [
+        "billing.subscription.online_payment_started",
+        "billing.subscription.moved_online",
+        "billing.subscription.updated",
+    ]
+    assert AuditEntry.objects.get(action="billing.subscription.online_payment_started").actor == council.admin
+
+    # Stripe's own events about the trial's start change nothing more.
+    stripe_subscription = fake.get(linked.stripe_subscription_id)
+    zero = fake.get(stripe_subscription["latest_invoice"])
+    assert deliver(client, "invoice.paid", zero).status_code == 200
+    assert deliver(client, "customer.subscription.updated", stripe_subscription).status_code == 200
+    assert len(actions(organisation)) == 3
+    assert not Invoice.objects.filter(organisation=organisation).exists()
+
+
+def test_starting_again_closes_the_first_checkout_so_only_one_can_be_completed(imported):
+    first = billing_changes.start_paying_online(imported.organisation, imported.admin, "card")
+    first_session = fresh(imported.subscription).stripe_checkout_session_id
+
+    second = billing_changes.start_paying_online(imported.organisation, imported.admin, "card")
+
+    assert first != second
+    assert imported.fake.get(first_session)["status"] == "expired"
+    assert fresh(imported.subscription).stripe_checkout_session_id not in (None, first_session)
+
+
+def test_a_checkout_already_completed_is_not_started_again(imported):
+    billing_changes.start_paying_online(imported.organisation, imported.admin, "card")
+    imported.fake.complete_checkout(fresh(imported.subscription).stripe_checkout_session_id)
+
+    with pytest.raises(MembershipError, match="being confirmed"):
+        billing_changes.start_paying_online(imported.organisation, imported.admin, "card")
+    assert len(imported.fake.calls("POST", "/v1/checkout/sessions")) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"current_period_end_days": 2}, "too soon to set up online payment"),
+        ({"cancel_at_period_end": True}, "is set to end"),
+        ({"auto_renew": False}, "is set to end"),
+        ({"status": Status.GRACE}, "last payment has not arrived"),
+        ({"stripe_subscription_id": "sub_already"}, "already paid online"),
+    ],
+)
+def test_refused_with_nothing_written_here_or_at_stripe(imported, change, message):
+    subscription = imported.subscription
+    days = change.pop("current_period_end_days", None)
+    if days is not None:
+        change["current_period_end"] = timezone.now() + timedelta(days=days)
+    Subscription.objects.filter(pk=subscription.pk).update(**change)
+    before = Subscription.objects.filter(pk=subscription.pk).values().get()
+
+    with pytest.raises(MembershipError, match=message):
+        billing_changes.start_paying_online(imported.organisation, imported.admin, "card")
+
+    assert Subscription.objects.filter(pk=subscription.pk).values().get() == before
+    assert stripe_writes(imported.fake) == []
+    assert actions(imported.organisation) == []
+
+
+def test_a_monthly_membership_is_not_moved_to_invoices(imported):
+    Subscription.objects.filter(pk=imported.subscription.pk).update(interval=Subscription.Interval.MONTH)
+    with pytest.raises(MembershipError, match="Invoices are annual"):
+        billing_changes.start_paying_online(imported.organisation, imported.admin, "invoice")
+    assert stripe_writes(imported.fake) == []
+
+
+def test_only_an_admin_may_and_a_stripe_failure_writes_nothing_and_the_retry_takes_a_new_key(client, imported):
+    colleague = factories.make_user("engineer@tyne-robotics.example")
+    factories.add_member(imported.organisation, colleague)
+    client.force_login(colleague)
+    url = reverse("membership:pay_online", args=[imported.organisation.slug])
+    assert client.post(url, {"payment_method": "card"}).status_code == 403
+    with pytest.raises(MembershipError, match="Only an admin"):
+        billing_changes.start_paying_online(imported.organisation, colleague, "card")
+
+    imported.fake.fail(500, path="/v1/checkout/sessions")
+    client.force_login(imported.admin)
+    refused = client.post(url, {"payment_method": "card"})
+    assert refused.status_code == 400
+    assert "Payments are not available" in refused.content.decode()
+    assert fresh(imported.subscription).stripe_checkout_session_id is None
+    assert actions(imported.organisation) == []
+
+    imported.fake.recover()
+    assert client.post(url, {"payment_method": "card"}).status_code == 302
+    keys = [call.idempotency_key for call in imported.fake.calls("POST", "/v1/checkout/sessions")]
+    sub = imported.subscription.pk
+    assert keys == [f"sub-{sub}-change-1-online-card", f"sub-{sub}-change-2-online-card"]
+
+
+def test_changes_stripe_would_make_are_refused_with_a_way_forward_and_ask_stripe_nothing(imported, scale):
+    organisation, admin = imported.organisation, imported.admin
+
+    with pytest.raises(MembershipError, match="paid as arranged with the membership team"):
+        billing_changes.change_tier(organisation, scale, admin)
+    with pytest.raises(MembershipError, match="paid as arranged with the membership team"):
+        billing_changes.switch_to_invoice(organisation, admin, "PO-1")
+
+    assert stripe_writes(imported.fake) == []
+    assert actions(organisation) == []
+
+
+def test_cancelling_and_keeping_it_change_our_row_alone_and_close_an_open_checkout(imported):
+    organisation, admin = imported.organisation, imported.admin
+    billing_changes.start_paying_online(organisation, admin, "card")
+    session_id = fresh(imported.subscription).stripe_checkout_session_id
+
+    message = billing_changes.cancel_at_period_end(organisation, admin)
+
+    assert "will end on" in message and "Stripe" not in message
+    cancelled = fresh(imported.subscription)
+    assert (cancelled.cancel_at_period_end, cancelled.stripe_checkout_session_id) == (True, None)
+    assert imported.fake.get(session_id)["status"] == "expired"  # it cannot be completed and renew it after all
+    assert not imported.fake.calls("POST", "/v1/subscriptions")
+    assert actions(organisation)[-1] == "billing.subscription.cancellation_requested"
+
+    billing_changes.resume_membership(organisation, admin)
+    assert fresh(imported.subscription).cancel_at_period_end is False
+    assert actions(organisation)[-1] == "billing.subscription.cancellation_undone"
+
+
+def test_the_renewal_reminder_points_to_the_billing_page_while_there_is_time(imported, mailoutbox):
+    subscription = imported.subscription
+    kind = renewals.BillingNotice.Kind.RENEWAL_30
+    send_email("membership/emails/renewal-reminder", ["a@x.example"], renewals._email_context(subscription, kind))
+    Subscription.objects.filter(pk=subscription.pk).update(current_period_end=timezone.now() + timedelta(days=1))
+    too_late = renewals._email_context(fresh(subscription), kind)
+    send_email("membership/emails/renewal-reminder", ["a@x.example"], too_late)
+
+    with_time, late = mailoutbox
+    for body in (with_time.body, with_time.alternatives[0][0]):
+        assert "You can set it up on your billing page, by card or by invoice" in body
+    for body in (late.body, late.alternatives[0][0]):
+        assert "billing page, by card" not in body and "Please reply to this e-mail" in body
