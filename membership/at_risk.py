@@ -141,9 +141,23 @@ def _unused(summary: Summary | None) -> str:
 
 def suggest(item: AtRiskItem) -> Suggestion:
     """The next action for an organisation in the queue, in words, from why it is there."""
-    # Gone quiet: quiet for the set number of days, or never active at all. Dormant but active lately is only
+    # Gone quiet: quiet for the set number of days. Never active at all, since joining less than that ago (often
+    # a member just imported, its people not yet signed in): not started yet. Dormant but active lately is only
     # little used, which is said below.
-    if item.renewing and (QUIET in item.reasons or (item.band == EngagementBand.DORMANT and not item.last_activity_at)):
+    if (
+        item.renewing
+        and QUIET not in item.reasons
+        and not item.last_activity_at
+        and item.band == EngagementBand.DORMANT
+    ):
+        return Suggestion(
+            title=f"Renewal call: not started yet, {item.renewal_note}",
+            text=(
+                f"Call {item.deadline}: nobody has been active since it joined {item.days_quiet} days ago. Check that "
+                f"the right colleagues have their log-ins, and offer a welcome session on {_unused(item.summary)}."
+            ),
+        )
+    if item.renewing and QUIET in item.reasons:
         return Suggestion(
             title=f"Renewal call: gone quiet, {item.renewal_note}",
             text=(

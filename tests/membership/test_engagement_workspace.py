@@ -132,6 +132,14 @@ def test_each_entry_says_why_and_what_to_do_next(world):
         f"Call before it renews on {timezone.localdate(dormant.renews_at):%-d %b %Y}"
     )
     assert "the events programme and the perks" in dormant.suggestion.text
+    # It joined 30 days ago and nobody has signed in yet: not started, rather than gone quiet.
+    assert (
+        dormant.suggestion.title
+        == f"Renewal call: not started yet, renews {timezone.localdate(dormant.renews_at):%-d %b %Y}"
+    )
+    assert (
+        "nobody has been active since it joined 30 days ago. Check that the right colleagues" in dormant.suggestion.text
+    )
     falling = items["Falling Renewing"]
     assert "activity is falling: down 50% on the previous 90 days" in falling.why[0]
     assert falling.summary.in_words == "5 events attended in 90 days, no perks used"
@@ -155,6 +163,19 @@ def test_a_renewing_organisation_active_lately_is_not_said_to_have_gone_quiet(gr
     assert item.band == EngagementBand.DORMANT and item.reasons == [at_risk.RENEWAL_LOW]
     assert item.suggestion.title.startswith("Renewal conversation: low engagement")
     assert "nobody has been active" not in item.suggestion.text
+
+
+def test_a_renewing_organisation_silent_for_the_quiet_days_has_gone_quiet(growth):
+    silent = member("Silent Renewing", growth, renews_in=20)
+    activity(silent, ActivityKind.LOGIN, 100)
+    never = member("Never Renewing", growth, renews_in=30, joined_days_ago=400)
+
+    items = {item.name: item for item in at_risk.explain(at_risk.at_risk_queue())}
+
+    assert items["Silent Renewing"].suggestion.title.startswith("Renewal call: gone quiet, renews ")
+    assert "nobody has been active for 100 days" in items["Silent Renewing"].suggestion.text
+    assert items["Never Renewing"].suggestion.title.startswith("Renewal call: gone quiet, renews ")
+    assert items["Never Renewing"].why[-1] == "No activity since it joined 400 days ago."
 
 
 def test_an_organisation_with_no_account_manager_shows_none(manager, growth):
