@@ -578,6 +578,15 @@ def test_paying_an_older_invoice_by_bank_transfer_leaves_an_unpaid_renewal_in_gr
     assert actions(council) == ["billing.invoice.paid_out_of_band"]
 
 
+def test_finance_confirms_the_invoice_at_its_amount_to_the_penny(client, fake_stripe, invoiced):
+    Invoice.objects.filter(pk=invoiced.pk).update(amount_due_pence=148_147)
+    client.force_login(factories.make_staff("finance@netech.example", superuser=True))
+
+    page = client.get(reverse("crm_invoices:mark_paid", args=[invoiced.pk])).text
+
+    assert "£1,481.47, awaiting payment" in page
+
+
 def test_a_bank_reference_typed_with_control_characters_is_recorded_without_them(client, fake_stripe, invoiced):
     client.force_login(factories.make_staff("finance@netech.example", superuser=True))
     response = client.post(reverse("crm_invoices:mark_paid", args=[invoiced.pk]), {"reference": "BACS\x00 77"})

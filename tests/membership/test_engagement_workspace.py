@@ -168,7 +168,7 @@ def test_a_renewing_organisation_active_lately_is_not_said_to_have_gone_quiet(gr
 def test_a_renewing_organisation_silent_for_the_quiet_days_has_gone_quiet(growth):
     silent = member("Silent Renewing", growth, renews_in=20)
     activity(silent, ActivityKind.LOGIN, 100)
-    never = member("Never Renewing", growth, renews_in=30, joined_days_ago=400)
+    member("Never Renewing", growth, renews_in=30, joined_days_ago=400)
 
     items = {item.name: item for item in at_risk.explain(at_risk.at_risk_queue())}
 

@@ -235,6 +235,27 @@ def test_it_shows_the_record_with_contacts_history_and_notes(crm, tyne):
     assert reverse("crm_organisations:edit", args=[tyne.pk]) in html
 
 
+@pytest.mark.parametrize(("stripe_id", "offline"), [(None, True), ("sub_billed", False)])
+def test_the_record_shows_the_price_to_the_penny_and_a_membership_the_team_must_bill(
+    client, staff_user, tyne, settings, stripe_id, offline
+):
+    settings.DEMO_PAYMENTS = False
+    client.force_login(factories.make_staff("finance@netech.example", superuser=True))
+    Subscription.objects.create(
+        organisation=tyne,
+        tier=Tier.objects.create(name="Growth", slug="growth"),
+        status=Subscription.Status.ACTIVE,
+        amount_pence=123_456,
+        current_period_end=timezone.now() + timedelta(days=90),
+        stripe_subscription_id=stripe_id,
+    )
+
+    html = client.get(record(tyne)).text
+
+    assert "£1,234.56 a year ex VAT" in html
+    assert ("not billed online: the team arranges each payment" in html) is offline
+
+
 def test_it_answers_404_for_an_unknown_organisation(crm):
     response = crm.get(reverse("crm_organisations:record", args=[999_999]))
 
