@@ -357,17 +357,17 @@ def _abandon_unfinished_checkout(organisation: Organisation, actor: User) -> Non
         )
 
 
-def _expire_checkout(subscription: Subscription) -> None:
+def _expire_checkout(subscription: Subscription, key: str | None = None) -> None:
+    """Close the subscription's checkout at Stripe unless it is complete (then refused: it is being confirmed).
+    ``key``: the call's idempotency key where the subscription has more than one checkout in its life (moving
+    online: one per change number); a pending membership's one checkout takes the subscription's own."""
     session_id = subscription.stripe_checkout_session_id
     session = _call(lambda client: client.v1.checkout.sessions.retrieve(session_id))
     if session.status == "complete":
         raise MembershipError("Your card payment is being confirmed. Please check the billing page in a minute.")
     if session.status == "open":
-        _call(
-            lambda client: client.v1.checkout.sessions.expire(
-                session_id, options=stripe_api.options(f"checkout-expire-sub-{subscription.pk}")
-            )
-        )
+        key = key or f"checkout-expire-sub-{subscription.pk}"
+        _call(lambda client: client.v1.checkout.sessions.expire(session_id, options=stripe_api.options(key)))
 
 
 # Stripe objects we make ----------------------------------------------------------------------------------------
@@ -910,8 +910,14 @@ def _on_checkout_expired(session: dict) -> None:
     if subscription is None:
         return
     subscription = _locked(subscription.pk)
-    if _current("session", session).get("status") == "expired" and subscription.status == Status.PENDING:
+    if _current("session", session).get("status") != "expired":
+        return
+    if subscription.status == Status.PENDING:
         _change_status(subscription, Status.CANCELLED, "the checkout closed unpaid")
+    elif subscription.stripe_subscription_id is None and subscription.stripe_checkout_session_id == session["id"]:
+        # A checkout to move a membership online, left unfinished: nothing is open any more (see the import).
+        subscription.stripe_checkout_session_id = None
+        subscription.save(update_fields=["stripe_checkout_session_id"])
 
 
 def _remember_customer(organisation: Organisation, customer: str | dict | None) -> None:
@@ -947,7 +953,8 @@ def _on_invoice(invoice: dict, *, failed: bool) -> None:
         logger.info("Invoice %s is not for one of our subscriptions", invoice.get("id"))
         return
     invoice = _current("invoice", invoice)
-    if _nothing_to_pay(invoice):  # a membership moved online pays nothing until its renewal: no invoice to list
+    if subscription.status == Status.ACTIVE and _nothing_to_pay(invoice):
+        # A membership moved online pays nothing until its renewal: no invoice to list.
         _sync_subscription(subscription, _current("subscription", reference))
         return
     lapsed = subscription.status == Status.LAPSED

@@ -131,6 +131,7 @@ def change_tier(organisation: Organisation, tier: Tier, actor: User) -> str:
     with transaction.atomic():
         subscription = _locked(_live(organisation, _CHANGEABLE).pk)
         amount, upgrade = _check_tier_change(subscription, tier)  # again, under the lock
+        _refuse_during_trial(subscription)
         number = _next_change(subscription)
         released = _release_attached_schedule(subscription, number)
         if subscription.payment_method == PaymentMethod.INVOICE and not upgrade:
@@ -498,8 +499,8 @@ def start_paying_online(organisation: Organisation, actor: User, payment_method:
         if subscription.tier_id != found.tier_id:
             raise MembershipError(f"{organisation}'s membership has just changed. Please try again.")
         amount = _check_may_pay_online(subscription, by_invoice)  # again, under the lock
-        _close_open_online_checkout(subscription)
         number = _next_change(subscription)
+        _close_open_online_checkout(subscription, number)
         params = _online_params(subscription, amount, stripe_ids, po_number)
         if by_invoice:
             return _pay_online_by_invoice(subscription, actor, params, number)
@@ -546,11 +547,12 @@ def _check_may_pay_online(subscription: Subscription, by_invoice: bool) -> int:
     return _price_or_refuse(subscription.tier, organisation, subscription.interval)
 
 
-def _close_open_online_checkout(subscription: Subscription) -> None:
-    """Close a card checkout started earlier for this membership, so that it cannot be completed as well."""
+def _close_open_online_checkout(subscription: Subscription, number: int) -> None:
+    """Close a card checkout started earlier for this membership, so that it cannot be completed as well. Each
+    closing is its own call to Stripe, keyed by the change that makes it."""
     if not subscription.stripe_checkout_session_id:
         return
-    _expire_checkout(subscription)
+    _expire_checkout(subscription, key=_key(subscription, number, "expire-checkout"))
     subscription.stripe_checkout_session_id = None
 
 
@@ -738,7 +740,7 @@ def _set_cancel_at_period_end(subscription: Subscription, number: int, cancel: b
     if not billed_online(subscription):
         # Nothing at Stripe: our row is the membership. A card checkout left open to move it online is closed, so
         # it cannot be completed later with the membership renewing after all.
-        _close_open_online_checkout(subscription)
+        _close_open_online_checkout(subscription, number)
         subscription.cancel_at_period_end = cancel
         subscription.save(update_fields=["cancel_at_period_end", "stripe_checkout_session_id"])
         return
@@ -815,6 +817,19 @@ def _refuse_if_offline(subscription: Subscription, change: str) -> None:
         raise MembershipError(
             f"{subscription.organisation}'s membership is paid as arranged with the membership team, so {change} "
             "is theirs to make. Set up online payment on this page first, or contact us."
+        )
+
+
+def _refuse_during_trial(subscription: Subscription) -> None:
+    """A membership moved online is in a trial at Stripe until its renewal (the period was paid as the team
+    arranged). Stripe prorates nothing over a trial: an upgrade would go unpaid and a downgrade credit nothing, so
+    the tier changes at or after the renewal, or through the team."""
+    if settings.DEMO_PAYMENTS or not subscription.stripe_subscription_id:
+        return
+    if _at_stripe(subscription).get("status") == "trialing":
+        raise MembershipError(
+            f"{subscription.organisation}'s membership is paid online from its renewal on "
+            f"{_long_date(subscription.current_period_end)}. Change its tier after that, or ask us to change it now."
         )
 
 

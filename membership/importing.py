@@ -921,7 +921,8 @@ class _BatchWriter:
             org.changes["subscription"] = [None, f"{tier.name}, {Status(status).label.lower()}"]
             return "update" if org.pk else "new", [f"new {tier.name} subscription ({Status(status).label.lower()})"]
         moved = renewal and (live.current_period_end is None or timezone.localdate(live.current_period_end) != renewal)
-        if (live.stripe_subscription_id or live.status == Status.PENDING) and (
+        moving_online = live.stripe_checkout_session_id is not None and live.stripe_subscription_id is None
+        if (live.stripe_subscription_id or live.status == Status.PENDING or moving_online) and (
             live.tier_id != tier.pk or live.status != status or moved
         ):
             # Stripe bills it (or a payment is awaited): a change made here alone would leave Stripe charging for
@@ -933,6 +934,15 @@ class _BatchWriter:
                 if live.status != status
                 else "renewal_date"
             )
+            if moving_online and live.status != Status.PENDING:
+                # Its admin has a card checkout open to pay online from the renewal, with the renewal date fixed in
+                # it: a new date or tier here would be undone, or charged twice, when the checkout completes.
+                messages[column] = [
+                    f"{org.name}'s admin is setting up online payment for its {live.tier.name} membership (a card "
+                    "checkout is open, and closes within 24 hours if not completed): its tier, status or renewal "
+                    "cannot change by import until then. Leave these columns blank, or as they are, for now."
+                ]
+                return "error", []
             messages[column] = [
                 f"{org.name}'s {live.tier.name} membership is {Status(live.status).label.lower()} and "
                 f"{'billed through Stripe' if live.stripe_subscription_id else 'waiting for its payment'}: its tier, "

@@ -472,6 +472,15 @@ def _renewal_terms(subscription: Subscription, kind: str) -> tuple[Tier, int]:
     return subscription.tier, subscription.amount_pence
 
 
+def _online_price(subscription: Subscription, kind: str, amount: int) -> str | None:
+    """For a membership the team bills that could move online: the tier's price now, which paying online from the
+    billing page charges at the renewal, when it differs from the price on record (an imported one)."""
+    if kind not in _ABOUT_THE_RENEWAL or not may_pay_online(subscription):
+        return None
+    online = price_for(subscription.tier, subscription.organisation, subscription.interval)
+    return format_pence(online) if online is not None and online != amount else None
+
+
 _ABOUT_THE_RENEWAL = {Kind.RENEWAL_60, Kind.RENEWAL_30, Kind.RENEWAL_7, Kind.CHARGE_NOTICE}
 
 
@@ -490,6 +499,7 @@ def _email_context(subscription: Subscription, kind: str) -> dict:
         "by_card": subscription.payment_method == Subscription.PaymentMethod.CARD,
         "billed_online": billed_online(subscription),
         "may_pay_online": may_pay_online(subscription),
+        "online_price": _online_price(subscription, kind, amount),
         "period_end": subscription.current_period_end,
         "link": billing_page_url(subscription.organisation),
     }

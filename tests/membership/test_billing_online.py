@@ -12,12 +12,22 @@ from django.contrib.messages import get_messages
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import User
 from config.emails import send_email
 from membership import billing, billing_changes, renewals
-from membership.models import AuditEntry, Invoice, Organisation, OrganisationMember, OrganisationType, Subscription
+from membership.importing import import_members
+from membership.models import (
+    AuditEntry,
+    Invoice,
+    Organisation,
+    OrganisationMember,
+    OrganisationType,
+    Subscription,
+)
 from membership.services import MembershipError
 from tests import factories
 from tests.membership.conftest import deliver, fresh
+from tests.membership.import_files import ACME, contact, write_csv
 
 Status = Subscription.Status
 
@@ -192,6 +202,95 @@ def test_starting_again_closes_the_first_checkout_so_only_one_can_be_completed(i
     assert fresh(imported.subscription).stripe_checkout_session_id not in (None, first_session)
 
 
+def test_each_checkout_closed_is_its_own_call_so_no_earlier_one_stays_open(imported):
+    """Three starts: the first and the second checkouts are both closed, each under a key of the change closing
+    it (Stripe answers a repeated key with its first answer, about another checkout)."""
+    organisation, admin, fake, pk = imported.organisation, imported.admin, imported.fake, imported.subscription.pk
+    sessions = []
+    for _ in range(3):
+        billing_changes.start_paying_online(organisation, admin, "card")
+        sessions.append(fresh(imported.subscription).stripe_checkout_session_id)
+
+    assert [fake.get(session)["status"] for session in sessions] == ["expired", "expired", "open"]
+    expiries = [r.idempotency_key for r in fake.requests if r.method == "POST" and r.path.endswith("/expire")]
+    assert expiries == [f"sub-{pk}-change-2-expire-checkout", f"sub-{pk}-change-3-expire-checkout"]
+
+
+def test_a_cancellation_closes_the_checkout_left_open_so_it_cannot_renew_the_membership(client, imported):
+    organisation, admin, fake = imported.organisation, imported.admin, imported.fake
+    billing_changes.start_paying_online(organisation, admin, "card")
+    billing_changes.start_paying_online(organisation, admin, "card")
+    left_open = fresh(imported.subscription).stripe_checkout_session_id
+
+    billing_changes.cancel_at_period_end(organisation, admin)
+
+    assert fake.get(left_open)["status"] == "expired"
+    assert fresh(imported.subscription).cancel_at_period_end is True
+
+
+def test_an_unfinished_checkout_closing_at_stripe_leaves_nothing_open(client, imported):
+    billing_changes.start_paying_online(imported.organisation, imported.admin, "card")
+    session = imported.fake.set(fresh(imported.subscription).stripe_checkout_session_id, status="expired")
+
+    assert deliver(client, "checkout.session.expired", session).status_code == 200
+
+    closed = fresh(imported.subscription)
+    assert (closed.status, closed.stripe_checkout_session_id) == (Status.ACTIVE, None)
+
+
+def test_the_import_leaves_the_terms_alone_while_a_checkout_to_pay_online_is_open(
+    client, tmp_path, fake_stripe, growth
+):
+    """The checkout fixes the first charge at the renewal date it was opened with: a new date (or tier) imported
+    meanwhile would be moved back when it completes, and the card charged for a period already paid."""
+    row = contact(
+        {**ACME, "renewal_date": (timezone.localdate() + timedelta(days=120)).isoformat()},
+        "ann.lee@acme-robotics.example",
+        "Ann",
+        "Lee",
+        role="admin",
+    )
+    assert import_members(str(write_csv(tmp_path / "members.csv", [row]))).ok
+    organisation = Organisation.objects.get(company_number="01234567")
+    subscription = Subscription.objects.get(organisation=organisation)
+    billing_changes.start_paying_online(organisation, User.objects.get(email=row["contact_email"]), "card")
+    session_id = fresh(subscription).stripe_checkout_session_id
+    renewed = {**row, "renewal_date": (timezone.localdate() + timedelta(days=485)).isoformat()}
+
+    refused = import_members(str(write_csv(tmp_path / "renewed.csv", [renewed])))
+
+    assert not refused.ok
+    [error] = refused.errors
+    assert "is setting up online payment" in error.messages["renewal_date"][0]
+    assert fresh(subscription).current_period_end == subscription.current_period_end
+
+    # Left unfinished, the checkout closes at Stripe: then the import goes through.
+    session = fake_stripe.set(session_id, status="expired")
+    assert deliver(client, "checkout.session.expired", session).status_code == 200
+    assert import_members(str(write_csv(tmp_path / "renewed.csv", [renewed]))).ok
+    assert timezone.localdate(fresh(subscription).current_period_end) == timezone.localdate() + timedelta(days=485)
+
+
+def test_a_tier_change_waits_for_the_renewal_while_stripe_bills_nothing(client, imported, scale):
+    """Until the renewal the Stripe subscription is in its trial, over which Stripe prorates nothing: an upgrade
+    would go unpaid, a downgrade credit nothing."""
+    organisation, admin, fake = imported.organisation, imported.admin, imported.fake
+    billing_changes.start_paying_online(organisation, admin, "card")
+    session, stripe_subscription, _ = fake.complete_checkout(fresh(imported.subscription).stripe_checkout_session_id)
+    assert deliver(client, "checkout.session.completed", session).status_code == 200
+    audits = actions(organisation)
+
+    with pytest.raises(MembershipError, match=r"is paid online from its renewal on .* Change its tier after that"):
+        billing_changes.change_tier(organisation, scale, admin)
+
+    assert not fake.calls("POST", f"/v1/subscriptions/{stripe_subscription['id']}")
+    assert actions(organisation) == audits
+
+    # After the renewal the change goes through as for any card payer.
+    assert deliver(client, "invoice.paid", fake.renew(stripe_subscription["id"], paid=True)).status_code == 200
+    assert "charged to your card now" in billing_changes.change_tier(organisation, scale, admin)
+
+
 def test_a_checkout_already_completed_is_not_started_again(imported):
     billing_changes.start_paying_online(imported.organisation, imported.admin, "card")
     imported.fake.complete_checkout(fresh(imported.subscription).stripe_checkout_session_id)
@@ -300,5 +399,8 @@ def test_the_renewal_reminder_points_to_the_billing_page_while_there_is_time(imp
     with_time, late = mailoutbox
     for body in (with_time.body, with_time.alternatives[0][0]):
         assert "You can set it up on your billing page, by card or by invoice" in body
+        # Recorded at last year's £1,000; paid online it is the tier's price now.
+        assert "Price: £1,000.00 plus VAT a year." in body.replace("<p>", "").replace("</p>", "")
+        assert "(paid online, it is the tier" in body and "price now: £1,200.00 plus VAT a year)" in body
     for body in (late.body, late.alternatives[0][0]):
         assert "billing page, by card" not in body and "Please reply to this e-mail" in body
