@@ -43,6 +43,21 @@ def admin_login_redirect(request: HttpRequest, *args, **kwargs) -> HttpResponseR
     return HttpResponseRedirect(f"{login_url}?{urlencode({REDIRECT_FIELD_NAME: next_url})}")
 
 
+def frontend_login_redirect(request: HttpRequest, *args, **kwargs) -> HttpResponseRedirect:
+    """Wagtail's front-end log-in (``/_util/login/``, for pages only members may read) is Django's own log-in form,
+    which has none of allauth's rate limits and asks for no second factor. It hands over to allauth instead,
+    keeping where the visitor was going; it never reads a password."""
+    next_url = request.GET.get(REDIRECT_FIELD_NAME) or "/"
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = "/"
+    if request.user.is_authenticated:
+        return HttpResponseRedirect(next_url)
+    login_url = resolve_url(settings.LOGIN_URL)
+    return HttpResponseRedirect(f"{login_url}?{urlencode({REDIRECT_FIELD_NAME: next_url})}")
+
+
 @login_required
 def account(request: HttpRequest) -> HttpResponse:
     """My account: name, marketing choices, and the way to one's personal data."""

@@ -2,7 +2,8 @@
 
 Django's SecurityMiddleware sends nosniff, the referrer policy, the opener policy and HSTS; django-csp and the
 clickjacking middleware send the Content-Security-Policy and X-Frame-Options for views. This middleware sits
-just inside SecurityMiddleware, so it also sees the static files WhiteNoise answers before any view runs, and:
+first, just outside SecurityMiddleware, so it also sees the redirect to https SecurityMiddleware answers itself and
+the static files WhiteNoise answers before any view runs, and:
 
 - adds the Permissions-Policy (``PERMISSIONS_POLICY``): the site uses no camera, microphone, location or the
   like, so no page, nor anything embedded in one, may ask for them;

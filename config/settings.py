@@ -99,8 +99,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
+    # Outside SecurityMiddleware, so the redirect to https it answers itself carries the headers too.
     "config.security.SecurityHeadersMiddleware",
+    "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -330,6 +331,7 @@ STAFF_MFA_REQUIRED = envbool("STAFF_MFA_REQUIRED", True)
 
 # Wagtail: the staff back office.
 WAGTAILADMIN_LOGIN_URL = "/admin/login/"  # accounts.views.admin_login_redirect
+WAGTAIL_FRONTEND_LOGIN_URL = "/accounts/login/"  # members-only pages send visitors to allauth's log-in
 WAGTAIL_PASSWORD_MANAGEMENT_ENABLED = False
 WAGTAIL_PASSWORD_RESET_ENABLED = False
 WAGTAILUSERS_PASSWORD_ENABLED = False

@@ -12,7 +12,7 @@ from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.contrib.sitemaps import Sitemap
 from wagtail.documents import urls as wagtaildocs_urls
 
-from accounts.views import admin_login_redirect
+from accounts.views import admin_login_redirect, frontend_login_redirect
 from cms.views import robots_txt, serve_page
 from config.views import healthz
 from membership.billing_views import join_page
@@ -60,8 +60,11 @@ if settings.SERVE_MEDIA:
     urlpatterns += [re_path(r"^media/(?P<path>.*)$", serve_media)]
 
 # Wagtail's front-end views, last: its page view is replaced by one that finds the site from the cache
-# (cms.views.serve_page), at the same pattern and under the same name.
+# (cms.views.serve_page), at the same pattern and under the same name; its log-in form (Django's own, without
+# allauth's rate limits or second factor) by a hand-over to allauth's.
+_REPLACED = {"wagtail_serve", "wagtailcore_login"}
 urlpatterns += [
-    *[pattern for pattern in wagtail_urls.urlpatterns if pattern.name != "wagtail_serve"],
+    *[pattern for pattern in wagtail_urls.urlpatterns if pattern.name not in _REPLACED],
+    path("_util/login/", frontend_login_redirect, name="wagtailcore_login"),
     re_path(wagtail_urls.serve_pattern, serve_page, name="wagtail_serve"),
 ]

@@ -139,3 +139,58 @@ def test_a_view_that_sets_its_own_framing_keeps_it(people):
     assert response.status_code == 200
     assert response["X-Frame-Options"] == "SAMEORIGIN"
     assert_security_headers(response, policy="frame-ancestors 'self'")
+
+
+def test_the_redirect_to_https_carries_the_headers(people, settings):
+    """In production (an https:// SITE_URL) SecurityMiddleware answers a plain-http request itself, with a
+    redirect: the headers are added outside it, so that answer has them too."""
+    settings.SECURE_SSL_REDIRECT = True
+
+    response = Client().get("/perks/")
+
+    assert response.status_code == 301 and response["Location"] == "https://testserver/perks/"
+    assert_security_headers(response)
+
+
+def _missing_headers(response) -> list[str]:
+    csp = response.headers.get("Content-Security-Policy", "")
+    checks = {
+        "CSP object-src": "object-src 'none'" in csp,
+        "CSP frame-ancestors": "frame-ancestors" in csp,
+        "X-Frame-Options": response.headers.get("X-Frame-Options") in ("DENY", "SAMEORIGIN"),
+        "nosniff": response.headers.get("X-Content-Type-Options") == "nosniff",
+        "Referrer-Policy": response.headers.get("Referrer-Policy") == "strict-origin-when-cross-origin",
+        "COOP": response.headers.get("Cross-Origin-Opener-Policy") == "same-origin",
+        "Permissions-Policy": "camera=()" in response.headers.get("Permissions-Policy", ""),
+    }
+    return [name for name, present in checks.items() if not present]
+
+
+def test_every_address_answers_with_the_security_headers(db, settings):
+    """Every address the platform serves (from the URLconf, with real objects in it), anonymous and logged in,
+    whatever it answers (a page, a redirect, a 403, a 405 from a POST-only view, a download, a feed); and a 413."""
+    from tests.security.test_csrf import _routes, build_world, concrete_url
+
+    world = build_world()
+    anonymous = Client(raise_request_exception=False)
+    member = Client(raise_request_exception=False)
+    member.force_login(world["user"])
+    addresses = [concrete_url(route, world) for route in _routes()]
+    addresses += [f"/my/events/{world['registration'].pk}/calendar.ics", "/feeds/news/atom/", "/favicon.ico"]
+    problems = []
+    for url in addresses:
+        if "logout" in url:
+            continue
+        for client in (anonymous, member):
+            response = client.get(url)
+            if missing := _missing_headers(response):
+                problems.append((url, response.status_code, missing))
+    too_big = anonymous.generic(
+        "POST", "/accounts/login/", b"x" * (settings.MAX_REQUEST_BYTES + 1), content_type="application/octet-stream"
+    )
+    assert too_big.status_code == 413
+    if missing := _missing_headers(too_big):
+        problems.append(("413", too_big.status_code, missing))
+
+    assert len(addresses) > 80
+    assert problems == []
