@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from tests import factories
+from tests.membership.conftest import fake_stripe  # noqa: F401  (the local fake Stripe, for forms that reach it)
 
 # Stored XSS: whatever a person types is shown back as text, never run.
 XSS = '<script>alert(1)</script>"><img src=x onerror=alert(1)>'

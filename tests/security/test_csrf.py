@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import pytest
 from django.db import connection, transaction
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
 from django.urls.resolvers import RegexPattern, RoutePattern
 from django.utils.crypto import get_random_string
@@ -93,9 +94,13 @@ def _routes(patterns=None, parts=()) -> list[Route]:
 
 @pytest.fixture
 def world(db):
+    return build_world()
+
+
+def build_world() -> dict:
     """A superuser on the membership team (with an authenticator app) who admins an organisation with a
     colleague, an open invitation, a join request, an offer of its own; a published perk; an event the user
-    registered for."""
+    registered for. Other crawls of every address (headers, stored XSS) use it too."""
     _ensure_page_tree()
     user = factories.make_staff("director@netech.example", superuser=True, first_name="Dana", last_name="Hall")
     organisation = factories.make_organisation("Tyne Analytics", email_domains="tyne-analytics.example")
@@ -317,3 +322,28 @@ def test_with_the_token_our_own_addresses_reach_their_views(world, addresses):
 
 class _Undo(Exception):
     pass
+
+
+# A GET changes nothing: CSRF protection covers unsafe methods only, and another site's <img src> sends a GET -------
+
+# What a GET may write: the session, and the ledger's "who was active when" (a log-in, a members-only page read).
+GET_BOOKKEEPING = {"membership_activityevent", "django_session"}
+
+
+def test_no_get_changes_anything(world):
+    client = Client(raise_request_exception=False)
+    client.force_login(world["user"])
+    client.get("/")  # the session and the page tree's caches settle
+    written = set()
+    for route in _routes():
+        url = concrete_url(route, world)
+        if "logout" in url:
+            continue
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url)
+        for query in queries.captured_queries:
+            match = re.match(r'\s*(INSERT INTO|UPDATE|DELETE FROM)\s+"?(\w+)', query["sql"])
+            if match and match[2] not in GET_BOOKKEEPING:
+                written.add((route.route, response.status_code, match[1], match[2]))
+
+    assert sorted(written) == []

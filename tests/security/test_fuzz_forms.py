@@ -13,12 +13,16 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
+from allauth.account.forms import default_token_generator
+from allauth.account.utils import user_pk_to_url_str
 from django.contrib.messages import ERROR, get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.forms import BaseForm
+from django.urls import resolve
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from wagtail.models import Collection, CollectionViewRestriction, PageViewRestriction
 
 from accounts.models import ConsentRecord, User
 from benefits.models import Perk, Provider, Redemption
@@ -84,13 +88,15 @@ FILE = st.one_of(
 @dataclass
 class Target:
     name: str
-    who: str  # "visitor", "member" or "admin"
+    who: str  # "visitor", "member", "admin", or "staff" (who has an authenticator app set up)
     url: str  # formatted with the world's attributes
     fields: list[str]
     state: str = ""  # the name of the world's snapshot function to compare
     method: str = "post"
     files: list[str] = field(default_factory=list)
     empty_is_404: bool = False  # the view looks up what the form names, so nothing named is "not found"
+    stripe: bool = False  # reaches its work only with Stripe configured (the local fake), not in demo mode
+    valid: dict = field(default_factory=dict)  # field -> valid values, drawn as often as anything else
 
     def __str__(self) -> str:
         return self.name
@@ -115,6 +121,20 @@ TARGETS = [
     Target("password change", "member", "/accounts/password/change/", ["oldpassword", "password1", "password2"]),
     Target("e-mail addresses", "member", "/accounts/email/", ["email", "action_add", "action_remove"], "people"),
     Target("authenticator set-up", "member", "/accounts/2fa/totp/activate/", ["code"], "people"),
+    Target("log-in code", "visitor", "/accounts/login/code/confirm/", ["code"], "people"),
+    Target("second factor at log-in", "visitor", "/accounts/2fa/authenticate/", ["code"], "people"),
+    Target("confirm it is you", "member", "/accounts/reauthenticate/", ["password"], "people"),
+    Target("confirm it is you, second factor", "staff", "/accounts/2fa/reauthenticate/", ["code"], "people"),
+    Target("set a password", "member", "/accounts/password/set/", ["password1", "password2"], "people"),
+    Target(
+        "new password from a reset link",
+        "visitor",
+        "/accounts/password/reset/key/{reset_key}/",
+        ["password1", "password2"],
+        "people",
+    ),
+    Target("turn off the authenticator", "staff", "/accounts/2fa/totp/deactivate/", ["anything"], "people"),
+    Target("new recovery codes", "staff", "/accounts/2fa/recovery-codes/generate/", ["anything"], "people"),
     # My account -------------------------------------------------------------------------------------------------
     Target(
         "my account",
@@ -160,6 +180,16 @@ TARGETS = [
     ),
     Target("change tier", "admin", "/my/org/{member_org.slug}/billing/tier/", ["tier"], "billing"),
     Target("pay by invoice", "admin", "/my/org/{member_org.slug}/billing/pay-by-invoice/", ["po_number"], "billing"),
+    Target(
+        "pay online from the renewal",
+        "admin",
+        "/my/org/{member_org.slug}/billing/pay-online/",
+        ["payment_method", "po_number"],
+        "billing",
+        stripe=True,
+        valid={"payment_method": ["card", "invoice"], "po_number": ["PO-1"]},
+    ),
+    Target("demo card", "admin", "/billing/demo-card/{token}/", ["save", "cancel"], "billing", empty_is_404=True),
     Target("join page price finder", "visitor", "/join/", ["organisation_type", "size_band"], method="get"),
     Target("Stripe webhook", "visitor", "/billing/stripe/webhook/", ["id", "type", "data"], "billing"),
     Target(
@@ -182,6 +212,14 @@ TARGETS = [
         "events",
     ),
     Target("event programme", "visitor", "/events/", ["page", "past"], method="get"),
+    Target(
+        "event demo checkout",
+        "member",
+        "/my/events/demo-checkout/{token}/",
+        ["pay", "cancel"],
+        "events",
+        empty_is_404=True,
+    ),
     # The public site --------------------------------------------------------------------------------------------
     Target("site search", "visitor", "/search/", ["q", "page"], method="get"),
     Target("news filters", "visitor", "/news/", ["category", "tag", "page"], method="get"),
@@ -192,7 +230,61 @@ TARGETS = [
         ["q", "specialism", "organisation_type", "size_band", "town", "page"],
         method="get",
     ),
+    Target("password for a page", "visitor", "/_util/authenticate_with_password/{page_password}/", ["password"]),
+    Target(
+        "password for documents",
+        "visitor",
+        "/documents/authenticate_with_password/{documents_password}/",
+        ["password", "return_url"],
+    ),
+    Target("my redemptions", "member", "/my/redemptions/", ["page"], method="get"),
 ]
+
+# The addresses no target fuzzes, each with the reason. Every other address a visitor or member can reach is a
+# target above: ``test_every_address_is_fuzzed_or_says_why_not`` fails for a new one until it is either.
+NOT_FUZZED = {
+    "config.views.healthz": "reads nothing from the request",
+    "allauth.account.views.LogoutView": "no fields: logging out",
+    "allauth.account.views.AccountInactiveView": "a page: reads nothing from the request",
+    "allauth.account.views.email_verification_sent": "a page: reads nothing from the request",
+    "allauth.account.views.ConfirmEmailView": "no fields: the key in its address, checked by allauth",
+    "allauth.account.views.PasswordResetFromKeyDoneView": "a page: reads nothing from the request",
+    "allauth.account.views.PasswordResetDoneView": "a page: reads nothing from the request",
+    "allauth.mfa.base.views.IndexView": "a page: reads nothing from the request",
+    "allauth.mfa.recovery_codes.views.ViewRecoveryCodesView": "a page: reads nothing from the request",
+    "allauth.mfa.recovery_codes.views.DownloadRecoveryCodesView": "a download: reads nothing from the request",
+    "accounts.views.export": "a download: reads nothing from the request",
+    "accounts.views.frontend_login_redirect": "reads only ?next=, checked against this host (test_login_routes)",
+    "cms.events.views.my_events": "a page: reads nothing from the request",
+    "cms.events.views.registration": "reads only the fixed ?checkout= return flags",
+    "cms.events.views.registration_calendar": "a download: reads nothing from the request",
+    "cms.events.views.cancel": "no fields: a button",
+    "cms.events.views.pay": "no fields: a button",
+    "membership.views.portal": "a page: reads nothing from the request",
+    "membership.views.overview": "a page: reads nothing from the request",
+    "membership.views.colleagues": "a page: reads nothing from the request",
+    "membership.views.remove": "no fields: a button",
+    "membership.views.invitation_action": "no fields: a button",
+    "membership.views.leave": "no fields: a button",
+    "membership.billing_views.billing_page": "reads only the fixed ?checkout=, ?card= and ?online= return flags",
+    "membership.billing_views.manage_card": "no fields: a button",
+    "membership.billing_views.keep_tier": "no fields: a button",
+    "membership.billing_views.switch_to_card": "no fields: a button",
+    "membership.billing_views.cancel_membership": "no fields: a button",
+    "membership.billing_views.resume_membership": "no fields: a button",
+    "membership.billing_views.withdraw_application": "no fields: a button",
+    "benefits.views.perk_page": "a page: reads nothing from the request",
+    "benefits.views.organisation_perks": "a page: reads nothing from the request",
+    "benefits.views.offers": "a page: reads nothing from the request",
+    "benefits.views.withdraw_offer": "no fields: a button",
+    "cms.feeds.NewsFeed": "a feed: reads nothing from the request",
+    "cms.feeds.NewsAtomFeed": "a feed: reads nothing from the request",
+    "django.contrib.sitemaps.views.sitemap": "reads only ?p=, the sitemap's page, checked by Django",
+    "cms.views.robots_txt": "reads nothing from the request",
+    "django.views.generic.base.RedirectView": "the favicon's redirect: reads nothing from the request",
+    "config.urls.serve_media": "a file by its path, judged by the path alone (tests/security/test_uploads.py)",
+    "wagtail.documents.views.serve.serve": "a document by its id and name, private ones behind their password",
+}
 
 
 @pytest.fixture
@@ -241,19 +333,29 @@ def world(db, client):
     from cms.models import DirectoryPage, HomePage, NewsIndexPage
 
     home = HomePage.objects.get()
-    publish(home, NewsIndexPage(title="News", slug="news"))
+    news = publish(home, NewsIndexPage(title="News", slug="news"))
     publish(home, DirectoryPage(title="Member directory", slug="directory"))
+    page_password = PageViewRestriction.objects.create(
+        page=news, restriction_type=PageViewRestriction.PASSWORD, password="press-only"
+    )
+    documents_password = CollectionViewRestriction.objects.create(
+        collection=Collection.get_first_root_node(), restriction_type=CollectionViewRestriction.PASSWORD, password="x"
+    )
     return SimpleNamespace(
         client=client,
         admin=admin,
         member=member,
         visitor_account=factories.make_user("pat@nowhere.example"),
+        staff=factories.make_staff("director@netech.example"),  # with an authenticator app set up
         org=org,
         member_org=member_org,
         colleague=colleague,
         join_request=join_request,
         invitation_key=services.invitation_key(invitation),
         token="nonsense-token",
+        reset_key=f"{user_pk_to_url_str(member)}-{default_token_generator.make_token(member)}",
+        page_password=f"{page_password.pk}/{news.pk}",
+        documents_password=documents_password.pk,
         perk=perk,
         offer=offer,
         event=event,
@@ -302,14 +404,34 @@ def _payload(values: dict) -> dict:
     return {name: value for name, value in values.items() if value is not MISSING}
 
 
+def test_every_address_is_fuzzed_or_says_why_not(world):
+    """Every address outside the back offices is a target, or in ``NOT_FUZZED`` with the reason."""
+    from tests.security.test_csrf import Route, _routes
+
+    def view_name(url: str) -> str:
+        return Route((), resolve(url.split("?")[0]).func).view_name
+
+    fuzzed = {view_name(target.url.format(**vars(world))) for target in TARGETS}
+    everywhere = {route.view_name for route in _routes() if not route.route.startswith(("admin/", "django-admin/"))}
+
+    assert everywhere - fuzzed - NOT_FUZZED.keys() == set(), "new addresses: fuzz them, or say why not"
+    assert fuzzed & NOT_FUZZED.keys() == set()
+    assert NOT_FUZZED.keys() <= everywhere, "addresses that are gone"
+
+
 @pytest.mark.parametrize("target", TARGETS, ids=str)
-def test_no_form_input_causes_a_server_error(world, target: Target):
+def test_no_form_input_causes_a_server_error(world, target: Target, request):
+    stripe = request.getfixturevalue("fake_stripe") if target.stripe else None
     client = world.client
     if target.who != "visitor":
         client.force_login(getattr(world, target.who))
     url = target.url.format(**vars(world))
+
+    def values(name: str):
+        return st.one_of(st.sampled_from(target.valid[name]), ANY) if name in target.valid else ANY
+
     strategy = st.fixed_dictionaries(
-        {**{name: ANY for name in target.fields}, **{name: FILE for name in target.files}}
+        {**{name: values(name) for name in target.fields}, **{name: FILE for name in target.files}}
     ).map(_payload)
 
     # The target is there: an empty submission is answered (a typo in its address would make the fuzzing moot).
@@ -328,6 +450,7 @@ def test_no_form_input_causes_a_server_error(world, target: Target):
             assert _snapshot(world, target.state) == before, f"{target} was refused but wrote something"
 
     fuzz()
+    assert stripe is None or stripe.requests, f"{target} never got past its form to Stripe"
 
 
 @pytest.mark.parametrize(

@@ -291,3 +291,26 @@ def test_the_account_deletion_limit_stops_guessing_the_password_with_a_borrowed_
     clock.advance(60)
     assert client.post(reverse("accounts:delete"), {"password": factories.PASSWORD}).status_code == 302
     assert User.objects.get(pk=member.pk).email != member.email  # erased now
+
+
+def test_the_failed_login_limit_per_account_holds_however_the_address_is_spelt(db):
+    """allauth counts failed log-ins per account (``login_failed``), not only per client address: guesses from
+    many addresses, each spelling the e-mail differently, use up the same allowance."""
+    from django.test import Client
+
+    member = factories.make_user("mia@tyne.example")
+    allowed = int(settings.ACCOUNT_RATE_LIMITS["login_failed"].split(",")[1].split("/")[0])
+    control = Client(REMOTE_ADDR="10.9.9.9")  # the odd spelling logs in when nothing was guessed before
+    control.post("/accounts/login/", {"login": "  MiA@tYnE.eXaMpLe ", "password": factories.PASSWORD})
+    assert control.session.get("_auth_user_id") == str(member.pk)
+    spellings = ["MIA@TYNE.EXAMPLE", " mia@tyne.example ", "Mia@Tyne.Example", "mia@TYNE.example\t", "mIa@tyne.example"]
+    for n in range(allowed):
+        Client(REMOTE_ADDR=f"10.0.0.{n + 1}").post(
+            "/accounts/login/", {"login": spellings[n % len(spellings)], "password": f"guess-{n}"}
+        )
+
+    client = Client(REMOTE_ADDR="10.0.1.1")
+    response = client.post("/accounts/login/", {"login": "  MiA@tYnE.eXaMpLe ", "password": factories.PASSWORD})
+
+    assert "_auth_user_id" not in client.session
+    assert response.status_code in (200, 429)

@@ -235,3 +235,75 @@ def test_emails_show_what_members_typed_as_text(hostile, mailoutbox, django_capt
         assert XSS_ESCAPED in html[0], f"{message.subject!r} does not show what was typed"
         assert XSS not in html[0] and "<img src=x" not in html[0], f"{message.subject!r} shows the payload unescaped"
         assert "\n" not in message.subject and "\r" not in message.subject
+
+
+# Every free-text column, every page ----------------------------------------------------------------------------
+
+RAW_MARKERS = ("<script>alert(1)</script>", "<img src=x onerror=alert(1)>")
+XSS_URL = 'https://tyne.example/?"><script>alert(1)</script>'
+# Columns no one types into freely: generated keys and ids, Stripe's ids, passwords, address paths.
+_NOT_TYPED = ("slug", "key", "nonce", "token", "password", "stripe", "secret", "email_domains", "url_path", "path")
+
+
+def _poison_every_text_field() -> list[str]:
+    """Every free-text column (not slugs, keys, ids, choices or rich text) of what members, staff and imports fill,
+    set to the payload, whichever way it could have been stored."""
+    from django.db import models
+    from wagtail.fields import RichTextField, StreamField
+
+    from accounts.models import User
+    from benefits.models import Provider, Redemption
+    from membership.models import Invitation, JoinRequest
+
+    poisoned = []
+    for model in (Organisation, OrganisationMember, Invitation, JoinRequest, Subscription, Provider, Perk,
+                  Redemption, EventRegistration, User):  # fmt: skip
+        values = {}
+        for field in model._meta.concrete_fields:
+            if not isinstance(field, models.CharField | models.TextField) or field.choices or field.primary_key:
+                continue
+            if isinstance(field, RichTextField | StreamField) or any(part in field.name for part in _NOT_TYPED):
+                continue
+            if isinstance(field, models.EmailField) or field.name in ("email", "code"):
+                continue
+            values[field.name] = XSS_URL if isinstance(field, models.URLField) else XSS[: field.max_length or None]
+        model.objects.update(**values)
+        poisoned += [f"{model.__name__}.{name}" for name in values]
+    return poisoned
+
+
+def test_no_page_shows_any_stored_text_field_raw(db):
+    """Every free-text column poisoned; every address the platform serves (portal, public site, back office,
+    Django admin, and every live page) fetched by a superuser who admins the organisation."""
+    from wagtail.models import Page
+
+    from tests.benefits.conftest import subscribe
+    from tests.security.test_csrf import _routes, build_world, concrete_url
+
+    world = build_world()
+    organisation = world["organisation"]
+    organisation.directory_opt_in = True
+    organisation.public_fields = ["description", "website", "town", "linkedin_url", "x_url", "github_url"]
+    organisation.save()
+    subscribe(organisation, Tier.objects.create(name="Growth", slug="growth"))
+    fields = _poison_every_text_field()
+    urls = [concrete_url(route, world) for route in _routes()]
+    urls += [page.get_url() for page in Page.objects.live().exclude(depth=1).specific()]
+    client = Client(raise_request_exception=False)
+    client.force_login(world["user"])
+    raw, shown = [], []
+    for url in urls:
+        if "logout" in url or "delete" in url:
+            continue
+        response = client.get(url)
+        if response.status_code != 200 or not response.get("Content-Type", "").startswith("text/html"):
+            continue
+        html = response.content.decode(errors="replace")
+        if any(marker in html for marker in RAW_MARKERS):
+            raw.append(url)
+        if "&lt;script&gt;alert(1)" in html:
+            shown.append(url)
+
+    assert len(fields) > 30
+    assert len(shown) > 40, shown  # the crawl reached the pages that show the fields
+    assert raw == []
