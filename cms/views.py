@@ -1,3 +1,5 @@
+import functools
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -48,3 +50,22 @@ def serve_page(request: HttpRequest, path: str) -> HttpResponse:
     (``cms.cache.find_site``); everything else about serving the page is Wagtail's."""
     find_site(request)
     return wagtail_views.serve(request, path)
+
+
+def with_a_usable_return_url(view):
+    """Wagtail's password forms for pages and documents (``_util/authenticate_with_password/``,
+    ``documents/authenticate_with_password/``) redirect, once the password is right, to the form's ``return_url``:
+    they check it names this site, but a bare word such as ``0`` passes that check and Django's ``redirect`` then
+    takes it for the name of a view, which fails with a server error. A return address that is not a path or a
+    URL goes home instead."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if request.method == "POST":
+            return_url = request.POST.get("return_url", "")
+            if not ("/" in return_url or "." in return_url) or any(c.isspace() for c in return_url):
+                request.POST = request.POST.copy()
+                request.POST["return_url"] = "/"
+        return view(request, *args, **kwargs)
+
+    return wrapper

@@ -8,12 +8,14 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from django.views.static import serve
 from wagtail import urls as wagtail_urls
+from wagtail import views as wagtail_views
 from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.contrib.sitemaps import Sitemap
 from wagtail.documents import urls as wagtaildocs_urls
+from wagtail.documents.views import serve as wagtaildocs_serve
 
 from accounts.views import admin_login_redirect, frontend_login_redirect
-from cms.views import robots_txt, serve_page
+from cms.views import robots_txt, serve_page, with_a_usable_return_url
 from config.views import healthz
 from membership.billing_views import join_page
 
@@ -23,13 +25,23 @@ admin.site.login = admin_login_redirect
 # The Django admin is for superusers only; everyone else on the staff works in the Wagtail admin.
 admin.site.has_permission = lambda request: request.user.is_active and request.user.is_superuser
 
+# Wagtail's document views, its password form's redirect made safe (cms.views.with_a_usable_return_url).
+_documents_urls = [
+    *[pattern for pattern in wagtaildocs_urls.urlpatterns if pattern.name != "wagtaildocs_authenticate_with_password"],
+    path(
+        "authenticate_with_password/<int:restriction_id>/",
+        with_a_usable_return_url(wagtaildocs_serve.authenticate_with_password),
+        name="wagtaildocs_authenticate_with_password",
+    ),
+]
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("django-admin/", admin.site.urls),
     # Wagtail's login form likewise hands over to allauth.
     path("admin/login/", admin_login_redirect, name="wagtailadmin_login"),
     path("admin/", include(wagtailadmin_urls)),
-    path("documents/", include(wagtaildocs_urls)),
+    path("documents/", include(_documents_urls)),
     path("accounts/", include("allauth.urls")),
     path("my/account/", include("accounts.urls")),
     path("my/events/", include("cms.events.urls")),
@@ -62,9 +74,14 @@ if settings.SERVE_MEDIA:
 # Wagtail's front-end views, last: its page view is replaced by one that finds the site from the cache
 # (cms.views.serve_page), at the same pattern and under the same name; its log-in form (Django's own, without
 # allauth's rate limits or second factor) by a hand-over to allauth's.
-_REPLACED = {"wagtail_serve", "wagtailcore_login"}
+_REPLACED = {"wagtail_serve", "wagtailcore_login", "wagtailcore_authenticate_with_password"}
 urlpatterns += [
     *[pattern for pattern in wagtail_urls.urlpatterns if pattern.name not in _REPLACED],
     path("_util/login/", frontend_login_redirect, name="wagtailcore_login"),
+    path(
+        "_util/authenticate_with_password/<int:page_view_restriction_id>/<int:page_id>/",
+        with_a_usable_return_url(wagtail_views.authenticate_with_password),
+        name="wagtailcore_authenticate_with_password",
+    ),
     re_path(wagtail_urls.serve_pattern, serve_page, name="wagtail_serve"),
 ]

@@ -674,7 +674,7 @@ def test_it_shows_notes_the_audit_trail_and_the_price_only_to_staff_allowed_each
     html = client.get(record(tyne)).text
 
     assert "Growth" in html and "Active" in html  # the membership itself is CRM information
-    for private in ["Keen on the AI perk.", "ceo@tyne.example", "PO-77321", "£1200"]:
+    for private in ["Keen on the AI perk.", "ceo@tyne.example", "PO-77321", "£1,200 a year ex VAT"]:
         assert (private in html) is allowed, private
 
 
