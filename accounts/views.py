@@ -44,16 +44,18 @@ def admin_login_redirect(request: HttpRequest, *args, **kwargs) -> HttpResponseR
 
 
 def frontend_login_redirect(request: HttpRequest, *args, **kwargs) -> HttpResponseRedirect:
-    """Wagtail's front-end log-in (``/_util/login/``, for pages only members may read) is Django's own log-in form,
-    which has none of allauth's rate limits and asks for no second factor. It hands over to allauth instead,
-    keeping where the visitor was going; it never reads a password."""
+    """Wagtail's front-end log-in (``/_util/login/``), where a page or document open only to signed-in people, or
+    to some groups, sends those it turns away. Wagtail's own is Django's log-in form, which has none of allauth's
+    rate limits and asks for no second factor; this hands over to allauth instead, keeping where the visitor was
+    going, and never reads a password. Someone already signed in was turned away by a group restriction: logging
+    in again would change nothing (allauth would send them straight back, for ever), so they are told so."""
     next_url = request.GET.get(REDIRECT_FIELD_NAME) or "/"
     if not url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         next_url = "/"
     if request.user.is_authenticated:
-        return HttpResponseRedirect(next_url)
+        raise PermissionDenied("That page is open only to some groups, and your account is not in them.")
     login_url = resolve_url(settings.LOGIN_URL)
     return HttpResponseRedirect(f"{login_url}?{urlencode({REDIRECT_FIELD_NAME: next_url})}")
 

@@ -331,7 +331,6 @@ STAFF_MFA_REQUIRED = envbool("STAFF_MFA_REQUIRED", True)
 
 # Wagtail: the staff back office.
 WAGTAILADMIN_LOGIN_URL = "/admin/login/"  # accounts.views.admin_login_redirect
-WAGTAIL_FRONTEND_LOGIN_URL = "/accounts/login/"  # members-only pages send visitors to allauth's log-in
 WAGTAIL_PASSWORD_MANAGEMENT_ENABLED = False
 WAGTAIL_PASSWORD_RESET_ENABLED = False
 WAGTAILUSERS_PASSWORD_ENABLED = False

@@ -6,10 +6,11 @@ own form: a password alone, tried as often as one likes.
 """
 
 import pytest
+from django.contrib.auth.models import Group
 from django.contrib.auth.views import LoginView
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve
-from wagtail.models import Page, PageViewRestriction
+from wagtail.models import Collection, CollectionViewRestriction, Page, PageViewRestriction
 
 from tests import factories
 
@@ -64,8 +65,53 @@ def test_wagtails_front_end_login_hands_over_to_allauth_keeping_where_the_visito
 def test_a_page_only_members_may_read_sends_a_visitor_to_allauths_login():
     home = Page.objects.get(depth=2)
     PageViewRestriction.objects.create(page=home, restriction_type=PageViewRestriction.LOGIN)
+    client = Client()
 
-    response = Client().get("/")
+    first = client.get("/")
+    second = client.get(first["Location"])
 
-    assert response.status_code == 302
-    assert response["Location"] == "/accounts/login/?next=/"
+    assert (first.status_code, first["Location"]) == (302, "/_util/login/?next=/")
+    assert (second.status_code, second["Location"]) == (302, "/accounts/login/?next=%2F")
+
+
+def test_someone_signed_in_but_outside_a_pages_groups_is_told_so_not_sent_round_again():
+    """allauth sends a signed-in person straight back to where they were going: without this, a page open only to
+    some groups would send them between it and the log-in for ever."""
+    home = Page.objects.get(depth=2)
+    restriction = PageViewRestriction.objects.create(page=home, restriction_type=PageViewRestriction.GROUPS)
+    restriction.groups.add(Group.objects.create(name="Advisory board"))
+    client = Client()
+    client.force_login(factories.make_user("mia@tyne.example"))
+
+    first = client.get("/")
+    second = client.get(first["Location"])
+
+    assert first.status_code == 302
+    assert second.status_code == 403
+    assert "open only to some groups, and your account is not in them" in second.content.decode()
+
+
+@pytest.mark.parametrize("return_url", ["0", "home", " ", "/news/"])
+def test_the_page_and_document_password_forms_send_a_return_address_that_is_no_address_home(return_url):
+    """Wagtail's password forms redirect to their ``return_url``; a bare word passed its check and Django's
+    ``redirect`` took it for a view's name: a server error once the password was right."""
+    home = Page.objects.get(depth=2)
+    page_lock = PageViewRestriction.objects.create(
+        page=home, restriction_type=PageViewRestriction.PASSWORD, password="press-only"
+    )
+    documents_lock = CollectionViewRestriction.objects.create(
+        collection=Collection.get_first_root_node(), restriction_type=CollectionViewRestriction.PASSWORD, password="x"
+    )
+    client = Client()
+
+    page = client.post(
+        f"/_util/authenticate_with_password/{page_lock.pk}/{home.pk}/",
+        {"password": "press-only", "return_url": return_url},
+    )
+    documents = client.post(
+        f"/documents/authenticate_with_password/{documents_lock.pk}/", {"password": "x", "return_url": return_url}
+    )
+
+    expected = return_url if return_url.startswith("/") else "/"
+    assert (page.status_code, page["Location"]) == (302, expected)
+    assert (documents.status_code, documents["Location"]) == (302, expected)
