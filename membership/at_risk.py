@@ -5,7 +5,8 @@ payment being retried, or in its grace period; not still waiting for its first p
 - its renewal is near (the period ends within the settings' window, or a renewal payment is overdue) and its
   score is low (at risk or dormant) or falling (points in the last 90 days down by the settings' percentage on
   the 90 days before); or
-- it has gone quiet: no activity for the settings' number of days (or none since it joined that long ago).
+- it has gone quiet: no activity for the settings' number of days (or none since it came onto the platform that
+  long ago).
 
 The queue is worked out in two queries however many organisations there are; a page of it needs two more.
 """
@@ -114,7 +115,7 @@ class AtRiskItem:
             reasons.append(
                 f"No activity for {self.days_quiet} days."
                 if self.last_activity_at
-                else f"No activity since it joined {self.days_quiet} days ago."
+                else f"No activity since it came onto the platform {self.days_quiet} days ago."
             )
         return reasons
 
@@ -153,7 +154,8 @@ def suggest(item: AtRiskItem) -> Suggestion:
         return Suggestion(
             title=f"Renewal call: not started yet, {item.renewal_note}",
             text=(
-                f"Call {item.deadline}: nobody has been active since it joined {item.days_quiet} days ago. Check that "
+                f"Call {item.deadline}: nobody has been active since it came onto the platform {item.days_quiet} days "
+                "ago. Check that "
                 f"the right colleagues have their log-ins, and offer a welcome session on {_unused(item.summary)}."
             ),
         )
@@ -182,7 +184,7 @@ def suggest(item: AtRiskItem) -> Suggestion:
                 f"{_unused(item.summary)}."
             ),
         )
-    since = f"since {_day(item.last_activity_at)}" if item.last_activity_at else "since joining"
+    since = f"since {_day(item.last_activity_at)}" if item.last_activity_at else "on the platform yet"
     return Suggestion(
         title=f"Re-engage: no activity {since}",
         text=(

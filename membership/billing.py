@@ -43,7 +43,16 @@ from config.celery import queue_on_commit
 from config.db import insert_once
 from membership import stripe_api
 from membership.activity import record_activity
-from membership.models import ActivityKind, Invoice, Organisation, StripeEvent, Subscription, Tier, TierPrice
+from membership.models import (
+    ActivityKind,
+    FollowUp,
+    Invoice,
+    Organisation,
+    StripeEvent,
+    Subscription,
+    Tier,
+    TierPrice,
+)
 from membership.services import MembershipError, diff, membership_of, record_audit
 
 logger = logging.getLogger(__name__)
@@ -133,6 +142,12 @@ def billed_online(subscription: Subscription) -> bool:
     return settings.DEMO_PAYMENTS or bool(subscription.stripe_subscription_id)
 
 
+def paid_offline(subscription: Subscription) -> bool:
+    """A membership with its benefits that Stripe does not bill: recorded before online payment (imported), paid
+    as the membership team arranges. Not one waiting for its first payment, nor one that has ended."""
+    return subscription.status in Subscription.ENTITLED_STATUSES and not billed_online(subscription)
+
+
 # Stripe Checkout refuses a trial that ends less than 48 hours ahead; a day more leaves time to finish it.
 ONLINE_PAYMENT_LEAD_TIME = timedelta(days=3)
 
@@ -141,12 +156,13 @@ def may_pay_online(subscription: Subscription) -> bool:
     """Whether the billing page offers to move this membership onto Stripe: recorded before online payment
     (imported), active, renewing, and with its renewal far enough ahead for Stripe to take the first charge then."""
     return (
-        not billed_online(subscription)
-        and subscription.status == Status.ACTIVE
+        subscription.status == Status.ACTIVE
+        and paid_offline(subscription)
         and subscription.auto_renew
         and not subscription.cancel_at_period_end
         and subscription.current_period_end is not None
         and subscription.current_period_end - timezone.now() >= ONLINE_PAYMENT_LEAD_TIME
+        and price_for(subscription.tier, subscription.organisation, subscription.interval) is not None
     )
 
 
@@ -918,6 +934,12 @@ def _on_checkout_expired(session: dict) -> None:
         # A checkout to move a membership online, left unfinished: nothing is open any more (see the import).
         subscription.stripe_checkout_session_id = None
         subscription.save(update_fields=["stripe_checkout_session_id"])
+        record_audit(
+            "billing.subscription.online_payment_abandoned",
+            "The card checkout started to pay the membership online closed unfinished: it is still paid as the "
+            "membership team arranges",
+            organisation_id=subscription.organisation_id,
+        )
 
 
 def _remember_customer(organisation: Organisation, customer: str | dict | None) -> None:
@@ -1109,9 +1131,9 @@ def _sync_subscription(subscription: Subscription, data: dict, *, unpaid: bool =
         and subscription.status == Status.ACTIVE
         and not settings.DEMO_PAYMENTS  # the demo's stand-in ids are no payments
     )
+    row_before = _synced_fields(subscription)  # before linking: a link alone is a change to save
     subscription.stripe_subscription_id = subscription.stripe_subscription_id or data["id"]
     terms_before = {field: getattr(subscription, field) for field in _TERMS}
-    row_before = _synced_fields(subscription)
     ended_as_set = _ended_as_set(subscription, data, target)  # judged on the terms as they were
     ended_unpaid = not ended_as_set and _ended_unpaid(subscription, data, target)  # and on the status as it was
     period_end_before = subscription.current_period_end
@@ -1141,8 +1163,22 @@ def _sync_subscription(subscription: Subscription, data: dict, *, unpaid: bool =
 
 
 def _audit_moved_online(subscription: Subscription) -> None:
+    """Audit a membership's move online, and tell its account manager, with a follow-up due today: the team may be
+    arranging this renewal's payment already, which Stripe will now take."""
     how = "its card is charged" if subscription.payment_method == PaymentMethod.CARD else "Stripe sends the invoice"
     renews = timezone.localdate(subscription.current_period_end) if subscription.current_period_end else None
+    organisation = Organisation.objects.only("name", "account_manager_id").get(pk=subscription.organisation_id)
+    if organisation.account_manager_id:
+        FollowUp.objects.create(
+            organisation=organisation,
+            title=(
+                f"{organisation.name} now pays online: Stripe takes the renewal"
+                + (f" on {renews:%-d %b %Y}" if renews else "")
+                + ". Arrange no payment for it yourselves."
+            )[:200],
+            due_date=timezone.localdate(),
+            assignee_id=organisation.account_manager_id,
+        )
     record_audit(
         "billing.subscription.moved_online",
         f"The membership, paid offline until now, is paid through Stripe: {how} at each renewal"

@@ -537,6 +537,11 @@ def _check_may_pay_online(subscription: Subscription, by_invoice: bool) -> int:
         raise MembershipError(f"{organisation}'s membership is already paid online.")
     if subscription.cancel_at_period_end or not subscription.auto_renew:
         _refuse_while_ending(subscription)
+    amount = _price_or_refuse(subscription.tier, organisation, subscription.interval)
+    if subscription.current_period_end is None:
+        raise MembershipError(
+            f"{organisation}'s membership has no renewal date on record. Please contact us to set up its payment."
+        )
     if not may_pay_online(subscription):
         raise MembershipError(
             f"{organisation}'s membership renews on {_long_date(subscription.current_period_end)}, too soon to set "
@@ -544,7 +549,7 @@ def _check_may_pay_online(subscription: Subscription, by_invoice: bool) -> int:
         )
     if by_invoice and subscription.interval != Subscription.Interval.YEAR:
         raise MembershipError("Invoices are annual. Monthly memberships are paid by card; please contact us.")
-    return _price_or_refuse(subscription.tier, organisation, subscription.interval)
+    return amount
 
 
 def _close_open_online_checkout(subscription: Subscription, number: int) -> None:
@@ -582,13 +587,15 @@ def _pay_online_by_invoice(subscription: Subscription, actor: User, params: dict
     customer_id = params["customer"]
     _call(lambda client: client.v1.customers.update(customer_id, params=fields, options=stripe_api.options(key)))
     params = {**params, "collection_method": "send_invoice", "days_until_due": INVOICE_DAYS_UNTIL_DUE}
-    key = _key(subscription, number, "online-invoice", params)
-    created = _call(
-        lambda client: client.v1.subscriptions.create(
-            params={**params, "expand": ["latest_invoice"]}, options=stripe_api.options(key)
-        )
-    ).to_dict()
-    subscription.po_number = params["metadata"].get("po_number", "")
+    created = _online_subscription_made_earlier(subscription, number, params)
+    if created is None:
+        key = _key(subscription, number, "online-invoice", params)
+        created = _call(
+            lambda client: client.v1.subscriptions.create(
+                params={**params, "expand": ["latest_invoice"]}, options=stripe_api.options(key)
+            )
+        ).to_dict()
+    po_before, subscription.po_number = subscription.po_number, params["metadata"].get("po_number", "")
     subscription.save(update_fields=["po_number", "stripe_checkout_session_id", "changes_requested"])
     record_audit(
         "billing.subscription.online_payment_started",
@@ -597,13 +604,32 @@ def _pay_online_by_invoice(subscription: Subscription, actor: User, params: dict
         + (f", PO {subscription.po_number}" if subscription.po_number else ""),
         actor=actor,
         organisation=organisation,
-        changes={"po_number": [None, subscription.po_number]} if subscription.po_number else None,
+        changes={"po_number": [po_before, subscription.po_number]} if po_before != subscription.po_number else None,
     )
     _sync_subscription(subscription, created)
     return (
         f"From the renewal on {_long_date(subscription.current_period_end)}, Stripe will send {organisation} an "
         f"invoice payable within {INVOICE_DAYS_UNTIL_DUE} days. Nothing is owed until then."
     )
+
+
+def _online_subscription_made_earlier(subscription: Subscription, number: int, params: dict) -> dict | None:
+    """A Stripe subscription an earlier attempt to move this membership online made, though its answer was lost
+    or was an error (Stripe does not say whether a 500's object was made): found by our id in its metadata, and
+    brought to this attempt's terms (the PO number may have been corrected). Linked instead of making a second,
+    which would invoice the organisation twice at the renewal. (Stripe's search sees a new object within about a
+    minute.)"""
+    query = f"metadata['subscription_id']:'{subscription.pk}'"
+    found = _call(lambda client: client.v1.subscriptions.search(params={"query": query, "limit": 10})).to_dict()
+    alive = [made for made in found.get("data") or [] if made.get("status") not in ("canceled", "incomplete_expired")]
+    if not alive:
+        return None
+    terms = {key: params[key] for key in ("description", "metadata", "collection_method", "days_until_due")}
+    key = _key(subscription, number, "online-invoice-terms", terms)
+    stripe_id = alive[0]["id"]
+    return _call(
+        lambda client: client.v1.subscriptions.update(stripe_id, params=terms, options=stripe_api.options(key))
+    ).to_dict()
 
 
 # Withdrawing a request to join by invoice -----------------------------------------------------------------------

@@ -216,10 +216,12 @@ def _billing_page(
         context["renew_form"] = renew_form or _renew_form(organisation, history[0] if history else None)
         chosen = renew_form.cleaned_data.get("tier") if renew_form and hasattr(renew_form, "cleaned_data") else None
         context["renew_tier"] = chosen or (history[0].tier if history else None)
-    if live is not None and not billing.billed_online(live):
+    if live is not None and billing.paid_offline(live):
         # Paid as the membership team arranged (imported): nothing at Stripe to change; it can move online.
         context["offline"] = True
-        if membership.is_admin and (online_form is not None or billing.may_pay_online(live)):
+        # Back from saving a card (?online=card), Stripe is confirming it: no second offer meanwhile.
+        confirming = request.GET.get("online") == "card"
+        if membership.is_admin and (online_form is not None or (billing.may_pay_online(live) and not confirming)):
             context["online_form"] = online_form or PayOnlineForm(organisation=organisation)
             context["online_price"] = billing.price_for(live.tier, organisation, live.interval)
     elif membership.is_admin and live is not None and live.status == Subscription.Status.ACTIVE:
@@ -403,6 +405,10 @@ def pay_online(request: HttpRequest, organisation: Organisation, membership) -> 
                 organisation, request.user, data["payment_method"], data["po_number"]
             )
         except MembershipError as error:
+            live = Subscription.objects.live().filter(organisation=organisation).first()
+            if live is None or not billing.paid_offline(live):  # no form to show the refusal on: say it
+                messages.error(request, str(error))
+                return redirect("membership:billing", organisation.slug)
             form.add_error(None, str(error))
         else:
             if data["payment_method"] == Subscription.PaymentMethod.CARD:

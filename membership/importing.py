@@ -50,6 +50,7 @@ from allauth.account.models import EmailAddress
 from django.contrib.auth.hashers import UNUSABLE_PASSWORD_PREFIX
 from django.core.cache import cache
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -1113,6 +1114,7 @@ class _BatchWriter:
             subscription.organisation_id = job.orgs[group].pk
         Subscription.objects.bulk_create([s for _, s in self.new_subscriptions], batch_size=BATCH)
         if self.updated_subscriptions:
+            self._refuse_if_moved_online_meanwhile([s.pk for s in self.updated_subscriptions.values()])
             Subscription.objects.bulk_update(
                 self.updated_subscriptions.values(),
                 [
@@ -1128,6 +1130,23 @@ class _BatchWriter:
             )
         choices = {self.users[email][0]: channels for email, channels in self.consent_choices.items()}
         record_consents_in_bulk(choices, source=f"import of {job.filename}"[:100])
+
+    @staticmethod
+    def _refuse_if_moved_online_meanwhile(subscription_ids: list[int]) -> None:
+        """The rows were checked unlocked, in the first pass; an admin may have started paying online since (a
+        checkout opened, or a Stripe subscription linked), which the import must then leave alone. Locked now,
+        until the import commits, and checked again: any such row stops the whole import."""
+        moved = (
+            Subscription.objects.select_for_update(of=("self",))
+            .filter(pk__in=subscription_ids)
+            .filter(Q(stripe_subscription_id__isnull=False) | Q(stripe_checkout_session_id__isnull=False))
+            .values_list("organisation__name", flat=True)
+        )
+        if names := list(moved[:5]):
+            raise ImportFileError(
+                f"{', '.join(names)} started paying online while this file was being imported, so nothing was "
+                "imported. Import the file again: those rows will say what to change."
+            )
 
 
 _SEVERITY = {"unchanged": 0, "update": 1, "new": 2, "error": 3}

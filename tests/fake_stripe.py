@@ -232,6 +232,7 @@ class FakeStripe:
             ("GET", r"/v1/checkout/sessions/(?P<id>[^/]+)", self._retrieve),
             ("POST", r"/v1/checkout/sessions/(?P<id>[^/]+)/expire", self._expire_session),
             ("POST", r"/v1/subscriptions", self._create_subscription),
+            ("GET", r"/v1/subscriptions/search", lambda params: self._search("subscription", params)),
             ("GET", r"/v1/subscriptions/(?P<id>[^/]+)", self._retrieve),
             ("POST", r"/v1/subscriptions/(?P<id>[^/]+)", self._update_subscription),
             ("DELETE", r"/v1/subscriptions/(?P<id>[^/]+)", self._cancel_subscription),

@@ -1,6 +1,6 @@
 from django import template
 
-from membership.billing import billed_online as _billed_online
+from membership.billing import paid_offline as _paid_offline
 
 register = template.Library()
 
@@ -15,6 +15,7 @@ def pounds(pence: int | None) -> str:
 
 
 @register.filter
-def billed_online(subscription) -> bool:
-    """Whether Stripe (or the demo) bills the membership; if not, the membership team arranges its payment."""
-    return _billed_online(subscription)
+def paid_offline(subscription) -> bool:
+    """Whether the membership team arranges the membership's payment: it has its benefits and Stripe (or the
+    demo) does not bill it."""
+    return _paid_offline(subscription)

@@ -18,11 +18,13 @@ from membership import billing, billing_changes, renewals
 from membership.importing import import_members
 from membership.models import (
     AuditEntry,
+    FollowUp,
     Invoice,
     Organisation,
     OrganisationMember,
     OrganisationType,
     Subscription,
+    TierPrice,
 )
 from membership.services import MembershipError
 from tests import factories
@@ -115,6 +117,11 @@ def test_by_card_checkout_starts_a_trial_to_the_renewal_and_the_webhook_links_th
     assert pending.stripe_subscription_id is None
     assert fake.get(pending.stripe_checkout_session_id)["status"] == "open"
     assert actions(organisation) == ["billing.subscription.online_payment_started"]
+
+    # Back on the billing page while Stripe confirms the card: thanked, and not offered the move again.
+    back = client.get(reverse("membership:billing", args=[organisation.slug]), {"online": "card"}).content.decode()
+    assert "It is charged when your membership renews, and not before." in back
+    assert "Pay online from your renewal" not in back
 
     # The admin saves a card: Stripe starts the subscription in a trial, with a paid invoice for nothing.
     session, stripe_subscription, zero = fake.complete_checkout(pending.stripe_checkout_session_id)
@@ -404,3 +411,133 @@ def test_the_renewal_reminder_points_to_the_billing_page_while_there_is_time(imp
         assert "(paid online, it is the tier" in body and "price now: £1,200.00 plus VAT a year)" in body
     for body in (late.body, late.alternatives[0][0]):
         assert "billing page, by card" not in body and "Please reply to this e-mail" in body
+
+
+def test_a_card_join_waiting_for_stripe_is_not_called_an_arrangement_with_the_team(
+    client, fake_stripe, robotics, growth, billing_admin
+):
+    billing.start_card_checkout(robotics, growth, Subscription.Interval.YEAR, billing_admin)
+    client.force_login(billing_admin)
+
+    page = client.get(reverse("membership:billing", args=[robotics.slug])).content.decode()
+
+    assert "Arrangement with the membership team" not in page and "Pay online from your renewal" not in page
+    assert not billing.paid_offline(Subscription.objects.get(organisation=robotics))
+
+
+def test_an_overdue_membership_the_team_bills_is_asked_to_contact_it_not_to_update_a_card(client, imported):
+    Subscription.objects.filter(pk=imported.subscription.pk).update(status=Status.GRACE)
+    client.force_login(imported.admin)
+
+    page = client.get(reverse("membership:billing", args=[imported.organisation.slug])).content.decode()
+
+    assert "We have not received this membership's renewal payment yet. Please contact us" in page
+    assert "Update your card" not in page
+
+
+def test_the_account_manager_is_told_when_a_membership_moves_online(client, imported, staff_user):
+    Organisation.objects.filter(pk=imported.organisation.pk).update(account_manager=staff_user)
+    billing_changes.start_paying_online(imported.organisation, imported.admin, "card")
+    session, _, _ = imported.fake.complete_checkout(fresh(imported.subscription).stripe_checkout_session_id)
+
+    assert deliver(client, "checkout.session.completed", session).status_code == 200
+    assert deliver(client, "checkout.session.completed", session).status_code == 200  # Stripe's redelivery
+
+    [task] = FollowUp.objects.filter(organisation=imported.organisation)
+    assert task.assignee == staff_user and task.due_date == timezone.localdate()
+    assert task.title.startswith("Tyne Robotics now pays online: Stripe takes the renewal on ")
+    assert task.title.endswith("Arrange no payment for it yourselves.")
+
+
+def test_an_abandoned_checkout_is_audited_and_a_corrected_po_number_is_audited_from_what_it_was(client, council):
+    Subscription.objects.filter(pk=council.subscription.pk).update(po_number="PO-OLD")
+    billing_changes.start_paying_online(council.organisation, council.admin, "card")
+    session = council.fake.set(fresh(council.subscription).stripe_checkout_session_id, status="expired")
+    assert deliver(client, "checkout.session.expired", session).status_code == 200
+    assert actions(council.organisation)[-1] == "billing.subscription.online_payment_abandoned"
+
+    billing_changes.start_paying_online(council.organisation, council.admin, "invoice", "PO-NEW")
+
+    started = AuditEntry.objects.filter(action="billing.subscription.online_payment_started").order_by("pk").last()
+    assert started.changes == {"po_number": ["PO-OLD", "PO-NEW"]}
+
+
+def test_refused_once_already_online_the_admin_is_told_why(client, imported):
+    Subscription.objects.filter(pk=imported.subscription.pk).update(stripe_subscription_id="sub_already")
+    client.force_login(imported.admin)
+
+    response = client.post(
+        reverse("membership:pay_online", args=[imported.organisation.slug]), {"payment_method": "card"}, follow=True
+    )
+
+    assert "is already paid online" in next(str(m) for m in get_messages(response.wsgi_request))
+
+
+def test_no_offer_for_a_tier_with_no_price_for_the_organisation(imported):
+    TierPrice.objects.filter(tier=imported.subscription.tier).delete()
+
+    assert not billing.may_pay_online(fresh(imported.subscription))
+    with pytest.raises(MembershipError, match="has no annual price"):
+        billing_changes.start_paying_online(imported.organisation, imported.admin, "card")
+
+
+def test_a_retry_links_the_subscription_an_earlier_attempt_made_rather_than_making_a_second(client, council):
+    """Stripe made the subscription but its answer was lost (our side rolled back): the retry, with the PO number
+    corrected, finds it by our id and brings it to the new terms."""
+    billing_changes.start_paying_online(council.organisation, council.admin, "invoice", "PO-TYPO")
+    made = fresh(council.subscription).stripe_subscription_id
+    Subscription.objects.filter(pk=council.subscription.pk).update(stripe_subscription_id=None, po_number="")
+
+    billing_changes.start_paying_online(council.organisation, council.admin, "invoice", "PO-9002")
+
+    assert (
+        len(council.fake.calls("POST", "/v1/subscriptions"))
+        - len(council.fake.calls("POST", f"/v1/subscriptions/{made}"))
+        == 1
+    )  # one made, in all
+    linked = fresh(council.subscription)
+    assert (linked.stripe_subscription_id, linked.po_number) == (made, "PO-9002")
+    assert council.fake.get(made)["metadata"]["po_number"] == "PO-9002"
+    assert council.fake.get(made)["description"].endswith("PO PO-9002")
+
+
+def test_a_monthly_membership_is_offered_card_only_in_its_reminder(imported, mailoutbox):
+    Subscription.objects.filter(pk=imported.subscription.pk).update(interval=Subscription.Interval.MONTH)
+    TierPrice.objects.filter(tier=imported.subscription.tier).update(monthly_pence=11_000)
+    context = renewals._email_context(fresh(imported.subscription), renewals.BillingNotice.Kind.RENEWAL_30)
+
+    send_email("membership/emails/renewal-reminder", ["a@x.example"], context)
+
+    assert "You can set it up on your billing page, by card, and nothing" in mailoutbox[0].body
+
+
+def test_an_import_finding_the_membership_moved_online_since_its_check_writes_nothing(tmp_path, fake_stripe, growth,
+                                                                                       monkeypatch):  # fmt: skip
+    """The import checks the rows, and checks them again as it writes, a while for a large file: an admin who starts
+    paying online in between stops it, rather than have it move the renewal under a checkout."""
+    from membership import importing
+
+    row = contact({**ACME, "renewal_date": (timezone.localdate() + timedelta(days=120)).isoformat()},
+                  "ann.lee@acme-robotics.example", "Ann", "Lee", role="admin")  # fmt: skip
+    assert import_members(str(write_csv(tmp_path / "members.csv", [row]))).ok
+    subscription = Subscription.objects.get(organisation__company_number="01234567")
+    guard = importing._BatchWriter._refuse_if_moved_online_meanwhile
+
+    def the_admin_starts_paying_online_just_before(subscription_ids):
+        # After the rows were checked and just before they are written (the checks run again as the import
+        # writes, so only this last moment is left).
+        Subscription.objects.filter(pk=subscription.pk).update(stripe_checkout_session_id="cs_meanwhile")
+        guard(subscription_ids)
+
+    monkeypatch.setattr(
+        importing._BatchWriter,
+        "_refuse_if_moved_online_meanwhile",
+        staticmethod(the_admin_starts_paying_online_just_before),
+    )
+    renewed = {**row, "renewal_date": (timezone.localdate() + timedelta(days=485)).isoformat()}
+
+    report = import_members(str(write_csv(tmp_path / "renewed.csv", [renewed])))
+
+    assert not report.written
+    assert "Acme Robotics Ltd started paying online while this file was being imported" in report.problems[0]
+    assert fresh(subscription).current_period_end == subscription.current_period_end

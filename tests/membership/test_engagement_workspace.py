@@ -138,7 +138,8 @@ def test_each_entry_says_why_and_what_to_do_next(world):
         == f"Renewal call: not started yet, renews {timezone.localdate(dormant.renews_at):%-d %b %Y}"
     )
     assert (
-        "nobody has been active since it joined 30 days ago. Check that the right colleagues" in dormant.suggestion.text
+        "nobody has been active since it came onto the platform 30 days ago. Check that the right colleagues"
+        in dormant.suggestion.text
     )
     falling = items["Falling Renewing"]
     assert "activity is falling: down 50% on the previous 90 days" in falling.why[0]
@@ -175,7 +176,7 @@ def test_a_renewing_organisation_silent_for_the_quiet_days_has_gone_quiet(growth
     assert items["Silent Renewing"].suggestion.title.startswith("Renewal call: gone quiet, renews ")
     assert "nobody has been active for 100 days" in items["Silent Renewing"].suggestion.text
     assert items["Never Renewing"].suggestion.title.startswith("Renewal call: gone quiet, renews ")
-    assert items["Never Renewing"].why[-1] == "No activity since it joined 400 days ago."
+    assert items["Never Renewing"].why[-1] == "No activity since it came onto the platform 400 days ago."
 
 
 def test_an_organisation_with_no_account_manager_shows_none(manager, growth):

@@ -376,6 +376,9 @@ def test_a_membership_stripe_does_not_bill_gets_no_charge_notice_and_is_told_how
 
     mailoutbox.clear()
     Subscription.objects.filter(organisation=organisation).update(current_period_end=_days_ahead(7))
+    TierPrice.objects.create(  # a price it can be paid at online
+        tier=tier, organisation_type=organisation.organisation_type, size_band=organisation.size_band, annual_pence=1
+    )
     run(renewals.send_renewal_reminders, now=NOW)
     [message] = [message for message in mailoutbox if message.to[0] == BILLING]
     for body in _bodies(message):
