@@ -27,7 +27,11 @@ from wagtail.models import Collection, CollectionViewRestriction, PageViewRestri
 from accounts.models import ConsentRecord, User
 from benefits.models import Perk, Provider, Redemption
 from cms.events.models import EventRegistration
+from cms.events.payments import start_checkout
+from cms.events.services import register_for_event
 from membership import services
+from membership.billing import start_card_checkout
+from membership.billing_changes import demo_card_url
 from membership.models import (
     AuditEntry,
     Invitation,
@@ -97,6 +101,10 @@ class Target:
     empty_is_404: bool = False  # the view looks up what the form names, so nothing named is "not found"
     stripe: bool = False  # reaches its work only with Stripe configured (the local fake), not in demo mode
     valid: dict = field(default_factory=dict)  # field -> valid values, drawn as often as anything else
+    before: str = ""  # an address to GET first, as a browser would (a reset link stores its key, then redirects)
+    reauthenticated: bool = False  # the page asks its user to confirm their password first (allauth's sensitive ones)
+    # Why the form itself is never reached in this world, if it is not: every input is turned away before it.
+    only_turned_away: str = ""
 
     def __str__(self) -> str:
         return self.name
@@ -120,21 +128,56 @@ TARGETS = [
     Target("log-in code request", "visitor", "/accounts/login/code/", ["email"], "people"),
     Target("password change", "member", "/accounts/password/change/", ["oldpassword", "password1", "password2"]),
     Target("e-mail addresses", "member", "/accounts/email/", ["email", "action_add", "action_remove"], "people"),
-    Target("authenticator set-up", "member", "/accounts/2fa/totp/activate/", ["code"], "people"),
-    Target("log-in code", "visitor", "/accounts/login/code/confirm/", ["code"], "people"),
-    Target("second factor at log-in", "visitor", "/accounts/2fa/authenticate/", ["code"], "people"),
+    Target("authenticator set-up", "member", "/accounts/2fa/totp/activate/", ["code"], "people", reauthenticated=True),
+    Target(
+        "log-in code",
+        "visitor",
+        "/accounts/login/code/confirm/",
+        ["code"],
+        "people",
+        only_turned_away="no log-in code is pending, so allauth sends every post back to the log-in",
+    ),
+    Target(
+        "second factor at log-in",
+        "visitor",
+        "/accounts/2fa/authenticate/",
+        ["code"],
+        "people",
+        only_turned_away="no log-in is waiting for its second factor, so allauth sends every post back to the log-in",
+    ),
     Target("confirm it is you", "member", "/accounts/reauthenticate/", ["password"], "people"),
     Target("confirm it is you, second factor", "staff", "/accounts/2fa/reauthenticate/", ["code"], "people"),
-    Target("set a password", "member", "/accounts/password/set/", ["password1", "password2"], "people"),
     Target(
-        "new password from a reset link",
-        "visitor",
-        "/accounts/password/reset/key/{reset_key}/",
+        "set a password",
+        "member",
+        "/accounts/password/set/",
         ["password1", "password2"],
         "people",
     ),
-    Target("turn off the authenticator", "staff", "/accounts/2fa/totp/deactivate/", ["anything"], "people"),
-    Target("new recovery codes", "staff", "/accounts/2fa/recovery-codes/generate/", ["anything"], "people"),
+    Target(
+        "new password from a reset link",
+        "visitor",
+        "/accounts/password/reset/key/{reset_uid}-set-password/",
+        ["password1", "password2"],
+        "people",
+        before="/accounts/password/reset/key/{reset_key}/",
+    ),
+    Target(
+        "turn off the authenticator",
+        "staff",
+        "/accounts/2fa/totp/deactivate/",
+        ["anything"],
+        "people",
+        reauthenticated=True,
+    ),
+    Target(
+        "new recovery codes",
+        "staff",
+        "/accounts/2fa/recovery-codes/generate/",
+        ["anything"],
+        "people",
+        reauthenticated=True,
+    ),
     # My account -------------------------------------------------------------------------------------------------
     Target(
         "my account",
@@ -160,7 +203,13 @@ TARGETS = [
     Target("invite a colleague", "admin", "/my/org/{org.slug}/colleagues/invite/", ["email", "role"], "organisations"),
     Target("change a role", "admin", "/my/org/{org.slug}/colleagues/{colleague.pk}/role/", ["role"], "organisations"),
     Target(
-        "hand over", "admin", "/my/org/{org.slug}/colleagues/hand-over/", ["to"], "organisations", empty_is_404=True
+        "hand over",
+        "admin",
+        "/my/org/{org.slug}/colleagues/hand-over/",
+        ["to"],
+        "organisations",
+        empty_is_404=True,
+        valid={"to": ["{colleague.pk}"]},
     ),
     Target(
         "decide a join request",
@@ -189,12 +238,10 @@ TARGETS = [
         stripe=True,
         valid={"payment_method": ["card", "invoice"], "po_number": ["PO-1"]},
     ),
-    Target("demo card", "admin", "/billing/demo-card/{token}/", ["save", "cancel"], "billing", empty_is_404=True),
+    Target("demo card", "admin", "/billing/demo-card/{demo_card_token}/", ["save", "cancel"], "billing"),
     Target("join page price finder", "visitor", "/join/", ["organisation_type", "size_band"], method="get"),
     Target("Stripe webhook", "visitor", "/billing/stripe/webhook/", ["id", "type", "data"], "billing"),
-    Target(
-        "demo checkout", "admin", "/billing/demo-checkout/{token}/", ["pay", "cancel"], "billing", empty_is_404=True
-    ),
+    Target("demo checkout", "admin", "/billing/demo-checkout/{demo_checkout_token}/", ["pay", "cancel"], "billing"),
     # Perks ------------------------------------------------------------------------------------------------------
     Target(
         "catalogue search", "visitor", "/perks/", ["q", "category", "provider", "new", "featured", "page"], "", "get"
@@ -214,11 +261,10 @@ TARGETS = [
     Target("event programme", "visitor", "/events/", ["page", "past"], method="get"),
     Target(
         "event demo checkout",
-        "member",
-        "/my/events/demo-checkout/{token}/",
+        "payer",
+        "/my/events/demo-checkout/{event_checkout_token}/",
         ["pay", "cancel"],
         "events",
-        empty_is_404=True,
     ),
     # The public site --------------------------------------------------------------------------------------------
     Target("site search", "visitor", "/search/", ["q", "page"], method="get"),
@@ -230,12 +276,19 @@ TARGETS = [
         ["q", "specialism", "organisation_type", "size_band", "town", "page"],
         method="get",
     ),
-    Target("password for a page", "visitor", "/_util/authenticate_with_password/{page_password}/", ["password"]),
+    Target(
+        "password for a page",
+        "visitor",
+        "/_util/authenticate_with_password/{page_password}/",
+        ["password", "return_url"],
+        valid={"password": ["press-only"], "return_url": ["/news/", "https://elsewhere.example/"]},
+    ),
     Target(
         "password for documents",
         "visitor",
         "/documents/authenticate_with_password/{documents_password}/",
         ["password", "return_url"],
+        valid={"password": ["x"], "return_url": ["/documents/1/a.pdf", "https://elsewhere.example/"]},
     ),
     Target("my redemptions", "member", "/my/redemptions/", ["page"], method="get"),
 ]
@@ -341,6 +394,15 @@ def world(db, client):
     documents_password = CollectionViewRestriction.objects.create(
         collection=Collection.get_first_root_node(), restriction_type=CollectionViewRestriction.PASSWORD, password="x"
     )
+    # An invoiced membership the admin may save a card for (the demo's stand-in checkout), and a place held for
+    # payment at the event (the demo's checkout for it).
+    council = factories.make_organisation("Durham Council", organisation_type="public_sector")
+    factories.add_member(council, admin, OrganisationMember.Role.ADMIN)
+    invoiced = subscribe(council, growth)
+    invoiced.payment_method = Subscription.PaymentMethod.INVOICE
+    invoiced.save(update_fields=["payment_method"])
+    payer = factories.make_user("payer@nowhere.example", first_name="Pay")
+    held = register_for_event(event, payer, organisation=None, name="Pay Er")
     return SimpleNamespace(
         client=client,
         admin=admin,
@@ -353,7 +415,12 @@ def world(db, client):
         join_request=join_request,
         invitation_key=services.invitation_key(invitation),
         token="nonsense-token",
+        reset_uid=user_pk_to_url_str(member),
         reset_key=f"{user_pk_to_url_str(member)}-{default_token_generator.make_token(member)}",
+        demo_card_token=demo_card_url(invoiced, 1).rstrip("/").rsplit("/", 1)[1],
+        demo_checkout_token=start_card_checkout(org, growth, "year", admin).rstrip("/").rsplit("/", 1)[1],
+        payer=payer,
+        event_checkout_token=start_checkout(held, payer).rstrip("/").rsplit("/", 1)[1],
         page_password=f"{page_password.pk}/{news.pk}",
         documents_password=documents_password.pk,
         perk=perk,
@@ -423,19 +490,30 @@ def test_every_address_is_fuzzed_or_says_why_not(world):
 def test_no_form_input_causes_a_server_error(world, target: Target, request):
     stripe = request.getfixturevalue("fake_stripe") if target.stripe else None
     client = world.client
-    if target.who != "visitor":
+    if target.who == "staff":
+        _log_in_with_second_factor(client, world.staff)  # as allauth records it: some pages ask for it lately
+    elif target.who != "visitor":
         client.force_login(getattr(world, target.who))
+    if target.reauthenticated:
+        assert client.post("/accounts/reauthenticate/", {"password": factories.PASSWORD}).status_code == 302
+    if target.before:
+        client.get(target.before.format(**vars(world)))
     url = target.url.format(**vars(world))
+    reached = []  # whether each request got to the form
 
     def values(name: str):
-        return st.one_of(st.sampled_from(target.valid[name]), ANY) if name in target.valid else ANY
+        if name not in target.valid:
+            return ANY
+        return st.one_of(st.sampled_from([str(value).format(**vars(world)) for value in target.valid[name]]), ANY)
 
     strategy = st.fixed_dictionaries(
         {**{name: values(name) for name in target.fields}, **{name: FILE for name in target.files}}
     ).map(_payload)
 
     # The target is there: an empty submission is answered (a typo in its address would make the fuzzing moot).
-    assert getattr(client, target.method)(url).status_code != 404 or target.empty_is_404
+    empty = getattr(client, target.method)(url)
+    assert empty.status_code != 404 or target.empty_is_404
+    reached.append(_reached(empty))
 
     @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(data=strategy)
@@ -448,9 +526,29 @@ def test_no_form_input_causes_a_server_error(world, target: Target, request):
         assert response.status_code < 500
         if target.state and _refused(response):
             assert _snapshot(world, target.state) == before, f"{target} was refused but wrote something"
+        reached.append(_reached(response))
 
     fuzz()
     assert stripe is None or stripe.requests, f"{target} never got past its form to Stripe"
+    # A target every input of which is turned away before its form (not found, or sent to log in) fuzzes nothing.
+    assert any(reached) != bool(target.only_turned_away), f"{target}: reached its form {sum(reached)} times"
+
+
+_TURNED_AWAY_TO = ("/accounts/login/", "/accounts/reauthenticate/", "/accounts/2fa/reauthenticate/")
+
+
+def _reached(response) -> bool:
+    """Whether a request got to the form: not a 404, nor sent to log in or to confirm who it is first."""
+    if response.status_code == 404:
+        return False
+    return not (response.status_code in (301, 302, 303) and response["Location"].startswith(_TURNED_AWAY_TO))
+
+
+def _log_in_with_second_factor(client, user) -> None:
+    response = client.post("/accounts/login/", {"login": user.email, "password": factories.PASSWORD})
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/2fa/authenticate/")
+    response = client.post("/accounts/2fa/authenticate/", {"code": factories.current_totp(factories.totp_secret(user))})
+    assert response.status_code == 302 and "_auth_user_id" in client.session
 
 
 @pytest.mark.parametrize(
