@@ -8,6 +8,7 @@ random bytes under a random name. The test client raises any exception a view le
 with the example that caused it.
 """
 
+import os
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import SimpleNamespace
@@ -82,11 +83,18 @@ ANY = st.one_of(st.just(MISSING), VALUE, st.lists(VALUE, min_size=2, max_size=3)
 FILE = st.one_of(
     st.just(MISSING),
     st.builds(
-        lambda name, content: SimpleUploadedFile(name or "x", content),
-        st.text(max_size=30).map(lambda s: s.replace("\x00", "")),
+        lambda name, content: SimpleUploadedFile(_file_name(name), content),
+        st.text(max_size=30),
         st.binary(max_size=300),
     ),
 )
+
+
+def _file_name(text: str) -> str:
+    """A name a browser could send for a file: what is left after its folders, never empty, "." or ".." (the test
+    client itself refuses those)."""
+    name = os.path.basename(text.replace("\x00", ""))
+    return "x" if name in ("", ".", "..") else name
 
 
 @dataclass
